@@ -1,0 +1,57 @@
+"""The shape every workload has: a name, a bound, parameters and three flavours."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FLAVOURS = ("sync", "gen", "coro")
+
+SyncFn = Callable[..., Any]
+GenFn = Callable[..., Generator[float | None, None, Any]]
+CoroFn = Callable[..., Coroutine[Any, Any, Any]]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One kind of task, written once per flavour.
+
+    Every flavour takes ``task_id`` first and the workload's parameters as keywords,
+    and returns the same value for the same arguments.  A ``gen`` flavour yields
+    ``None`` to give up the CPU and a float to sleep that many seconds.
+    """
+
+    name: str
+    bound: str
+    sync: SyncFn
+    gen: GenFn
+    coro: CoroFn
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Seconds one task takes when nothing else runs, if known from the parameters.
+    duration: Callable[..., float | None] | None = None
+
+    def flavour(self, flavour: str) -> Callable[..., Any]:
+        if flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r}; valid: {', '.join(FLAVOURS)}")
+        fn: Callable[..., Any] = getattr(self, flavour)
+        return fn
+
+    def params(self, **overrides: Any) -> dict[str, Any]:
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"{self.name}: unknown parameter(s) {sorted(unknown)}; "
+                f"valid: {sorted(self.defaults)}"
+            )
+        return {**self.defaults, **overrides}
+
+    def task(self, flavour: str, **params: Any) -> functools.partial[Any]:
+        """A picklable callable ``f(task_id)`` for one flavour with fixed parameters."""
+        return functools.partial(self.flavour(flavour), **self.params(**params))
+
+    def task_seconds(self, **params: Any) -> float | None:
+        if self.duration is None:
+            return None
+        return self.duration(**self.params(**params))

@@ -1,0 +1,102 @@
+"""The one face every model has: start (not timed) -> run (timed) -> close."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import psutil
+
+from .._spec import Workload
+
+# Every wait on another thread, process or loop gives up after this many seconds.
+DEFAULT_TIMEOUT = 300.0
+
+
+class ModelError(RuntimeError):
+    """A model could not run a cell: a worker died, a wait timed out, a task raised."""
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def process_cpu_seconds(*pids: int) -> float:
+    """User + system CPU seconds of the given processes (this one if none), ignoring gone ones."""
+    total = 0.0
+    for pid in pids or (os.getpid(),):
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+class Model:
+    """Runs ``tasks`` copies of a workload, task ids ``0..tasks-1``, results in id order.
+
+    ``workers`` is how many tasks may be in flight at once: the pool size for pools,
+    a concurrency cap for schedulers (``None`` means one per task).
+    """
+
+    name: ClassVar[str]
+    flavour: ClassVar[str]
+    # Whether ``workers`` is a real resource (threads, processes) worth parametrizing.
+    pooled: ClassVar[bool] = False
+
+    def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"{self.name}: workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.timeout = timeout
+        self.started = False
+        self.broken: str | None = None
+
+    # -- the face -----------------------------------------------------------------
+    def start(self) -> Model:
+        self.started = True
+        return self
+
+    def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.started = False
+
+    # -- facts --------------------------------------------------------------------
+    @property
+    def healthy(self) -> bool:
+        return self.started and self.broken is None
+
+    def pids(self) -> list[int]:
+        """Every process that does this model's work, this one included."""
+        return [os.getpid()]
+
+    def child_pids(self) -> list[int]:
+        return [pid for pid in self.pids() if pid != os.getpid()]
+
+    def cpu_seconds(self) -> float:
+        """Cumulative user + system CPU of every process doing this model's work."""
+        return process_cpu_seconds(*self.pids())
+
+    def info(self) -> dict[str, Any]:
+        return {"model": self.name, "flavour": self.flavour}
+
+    def effective_workers(self, tasks: int) -> int:
+        return min(self.workers or tasks, tasks)
+
+    def _fail(self, message: str) -> ModelError:
+        self.broken = message
+        return ModelError(f"{self.name}: {message}")
+
+    def __enter__(self) -> Model:
+        if not self.started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} workers={self.workers} started={self.started}>"

@@ -1,0 +1,126 @@
+"""gevent: the plain ``sync`` flavour made cooperative by ``monkey.patch_all()``.
+
+That is how people really use gevent, and it is why this model lives in a worker
+process of its own: the patch must happen first thing in a fresh interpreter, and the
+pytest process (which also runs threads, processes and asyncio) must never be patched.
+The worker serves run requests over a pipe; its CPU time is counted with ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .._spec import Workload
+from ._base import Model, ModelError
+
+HEADER_SIZE = 4
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+class GeventModel(Model):
+    name = "gevent"
+    flavour = "sync"
+
+    def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
+        super().__init__(workers, timeout)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> GeventModel:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workloads.models._gevent_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            # Its own process group: a Ctrl-C in the terminal reaches pytest, and pytest's
+            # teardown decides how the worker ends (it also exits when its stdin closes).
+            start_new_session=True,
+        )
+        try:
+            hello = self.request(("ping",), timeout=60)
+        except BaseException:
+            self.close()
+            raise
+        if not hello["patched"]:
+            self.close()
+            raise self._fail("the worker did not monkey-patch")
+        super().start()
+        return self
+
+    def pids(self) -> list[int]:
+        return [os.getpid()] + ([self.proc.pid] if self.proc else [])
+
+    def request(self, message: tuple[Any, ...], timeout: float | None = None) -> Any:
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            raise self._fail("not started")
+        if self.broken:
+            raise self._fail(self.broken)
+        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            proc.stdin.write(len(body).to_bytes(HEADER_SIZE, "big") + body)
+            proc.stdin.flush()
+        except BrokenPipeError as exc:
+            raise self._fail(self._death_note()) from exc
+        header = self._read_exactly(HEADER_SIZE, timeout or self.timeout)
+        reply = pickle.loads(self._read_exactly(int.from_bytes(header, "big"), 60))
+        if reply[0] == "error":
+            # A task that raised leaves the worker healthy: fail the cell, not the model.
+            raise ModelError(f"gevent: a task failed in the worker: {reply[1]}\n{reply[2]}")
+        return reply[1]
+
+    def _read_exactly(self, size: int, timeout: float) -> bytes:
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not sel.select(remaining):
+                    raise self._fail(f"no answer from the worker within {timeout} s")
+                chunk = os.read(fd, size)
+                if not chunk:
+                    raise self._fail(self._death_note())
+                chunks.append(chunk)
+                size -= len(chunk)
+        return b"".join(chunks)
+
+    def _death_note(self) -> str:
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "the worker closed its pipe but is still running"
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return f"the gevent worker process (pid {self.proc.pid}) died ({how})"
+
+    def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
+        result: list[Any] = self.request(("run", workload.name, params, tasks, self.workers))
+        return result
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+            try:
+                proc.wait(timeout=5)  # EOF on stdin makes it leave on its own
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        super().close()

@@ -1,0 +1,60 @@
+"""threads: ``concurrent.futures.ThreadPoolExecutor``, warmed so every thread exists."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+from typing import Any
+
+from .._spec import Workload
+from ._base import Model, cpu_count
+
+
+def default_thread_workers() -> int:
+    # ThreadPoolExecutor's own default since Python 3.8.
+    return min(32, cpu_count() + 4)
+
+
+def _wait_at(barrier: threading.Barrier) -> None:
+    barrier.wait()
+
+
+def collect(futures: list[cf.Future[Any]], timeout: float) -> list[Any]:
+    """Results in submission order; raises TimeoutError if any is not done in time."""
+    _done, not_done = cf.wait(futures, timeout=timeout)
+    if not_done:
+        for future in not_done:
+            future.cancel()
+        raise TimeoutError(f"{len(not_done)} of {len(futures)} tasks unfinished after {timeout} s")
+    return [future.result() for future in futures]
+
+
+class ThreadsModel(Model):
+    name = "threads"
+    flavour = "sync"
+    pooled = True
+
+    def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
+        super().__init__(workers or default_thread_workers(), timeout)
+        self.pool: cf.ThreadPoolExecutor | None = None
+
+    def start(self) -> ThreadsModel:
+        assert self.workers is not None
+        self.pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="boundbench")
+        # The executor makes threads lazily; hold them all at a barrier so every one
+        # exists before timing starts.
+        barrier = threading.Barrier(self.workers, timeout=30)
+        collect([self.pool.submit(_wait_at, barrier) for _ in range(self.workers)], 60)
+        super().start()
+        return self
+
+    def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
+        assert self.pool is not None, "start() the model first"
+        fn = workload.task(self.flavour, **params)
+        return collect([self.pool.submit(fn, i) for i in range(tasks)], self.timeout)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        super().close()
