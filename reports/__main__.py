@@ -1,0 +1,20 @@
+"""``python -m reports``: saved runs -> charts, page, tables; ``python -m reports check``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "check":
+        from .check import main as check_main
+
+        return check_main(args[1:])
+    from .report import main as report_main
+
+    return report_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
