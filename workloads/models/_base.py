@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, ClassVar
 
 import psutil
@@ -24,7 +25,12 @@ def cpu_count() -> int:
 def process_cpu_seconds(*pids: int) -> float:
     """User + system CPU seconds of the given processes (this one if none), ignoring gone ones."""
     total = 0.0
-    for pid in pids or (os.getpid(),):
+    me = os.getpid()
+    for pid in pids or (me,):
+        if pid == me:
+            # Nanosecond resolution for ourselves; psutil's figures move in clock ticks.
+            total += time.process_time()
+            continue
         try:
             times = psutil.Process(pid).cpu_times()
         except psutil.Error:

@@ -45,7 +45,7 @@ class ProcessesModel(Model):
         if start_method not in mp.get_all_start_methods():
             valid = ", ".join(mp.get_all_start_methods())
             raise ValueError(f"processes: unknown start method {start_method!r}; valid: {valid}")
-        super().__init__(workers or cpu_count(), timeout)
+        super().__init__(cpu_count() if workers is None else workers, timeout)
         self.start_method = start_method
         self.pool: cf.ProcessPoolExecutor | None = None
 

@@ -35,7 +35,7 @@ class ThreadsModel(Model):
     pooled = True
 
     def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
-        super().__init__(workers or default_thread_workers(), timeout)
+        super().__init__(default_thread_workers() if workers is None else workers, timeout)
         self.pool: cf.ThreadPoolExecutor | None = None
 
     def start(self) -> ThreadsModel:

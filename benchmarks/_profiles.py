@@ -1,0 +1,83 @@
+"""Profiles: how big each cell is and how many rounds it gets.
+
+- ``quick``: a smoke run that still shows every effect (under 45 s on 2 cores).
+- ``standard``: the default; the figures in the notes come from it (under 4 min).
+- ``full``: bigger tasks, more task counts, the seed's sleeps at their real 2 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILE_NAMES = ("quick", "standard", "full")
+DEFAULT_PROFILE = "standard"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # workload -> parameters
+    params: dict[str, dict[str, Any]]
+    cpu_tasks: tuple[int, ...]
+    io_tasks: tuple[int, ...]
+    rounds: int
+    warmup: int
+    # rounds for cells that take seconds (serial I/O with many tasks, the seed)
+    slow_rounds: int
+    seed_loop_n: int
+    seed_sleep_s: float
+    startup_rounds: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        params={
+            "cpu_loop": {"n": 300_000, "yield_every": 1_000},
+            "cpu_native": {"size": 1 << 20, "rounds": 16},
+            "io_sleep": {"k": 2, "d": 0.005},
+        },
+        cpu_tasks=(2,),
+        io_tasks=(10, 100),
+        rounds=3,
+        warmup=1,
+        slow_rounds=1,
+        seed_loop_n=1_000_000,
+        seed_sleep_s=0.05,
+        startup_rounds=2,
+    ),
+    "standard": Profile(
+        name="standard",
+        params={
+            "cpu_loop": {"n": 1_500_000, "yield_every": 1_000},
+            "cpu_native": {"size": 1 << 20, "rounds": 64},
+            "io_sleep": {"k": 2, "d": 0.02},
+        },
+        cpu_tasks=(2, 4),
+        io_tasks=(10, 100),
+        rounds=5,
+        warmup=1,
+        slow_rounds=2,
+        seed_loop_n=10_000_000,
+        seed_sleep_s=0.2,
+        startup_rounds=3,
+    ),
+    "full": Profile(
+        name="full",
+        params={
+            "cpu_loop": {"n": 5_000_000, "yield_every": 1_000},
+            "cpu_native": {"size": 4 << 20, "rounds": 64},
+            "io_sleep": {"k": 5, "d": 0.02},
+        },
+        cpu_tasks=(1, 2, 4, 8),
+        io_tasks=(1, 10, 100, 1000),
+        rounds=10,
+        warmup=2,
+        slow_rounds=3,
+        seed_loop_n=10_000_000,
+        seed_sleep_s=2.0,
+        startup_rounds=5,
+    ),
+}

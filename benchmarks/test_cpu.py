@@ -1,0 +1,59 @@
+"""CPU-bound cells: cpu_loop (holds the GIL) and cpu_native (releases it), every model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks._harness import ModelCache, default_workers, run_cell
+from benchmarks._profiles import Profile
+from conftest import get_profile, model_params
+from workloads.models import MODELS
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if {"model", "tasks", "workers"} <= set(metafunc.fixturenames):
+        profile = get_profile(metafunc.config)
+        cells = [
+            (model, tasks, workers or (1 if model == "serial" else tasks))
+            for tasks in profile.cpu_tasks
+            for model in MODELS
+            for workers in default_workers(model, "cpu", tasks)
+        ]
+        metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))
+
+
+def _run(
+    workload: str,
+    benchmark: Any,
+    model_cache: ModelCache,
+    profile: Profile,
+    model: str,
+    tasks: int,
+    workers: int,
+) -> None:
+    run_cell(
+        benchmark,
+        model_cache,
+        profile=profile.name,
+        workload_name=workload,
+        model_name=model,
+        tasks=tasks,
+        workers=workers if MODELS[model].pooled else None,
+        params=profile.params[workload],
+        rounds=profile.rounds,
+        warmup=profile.warmup,
+    )
+
+
+def test_cpu_loop(
+    benchmark: Any, model_cache: ModelCache, profile: Profile, model: str, tasks: int, workers: int
+) -> None:
+    _run("cpu_loop", benchmark, model_cache, profile, model, tasks, workers)
+
+
+def test_cpu_native(
+    benchmark: Any, model_cache: ModelCache, profile: Profile, model: str, tasks: int, workers: int
+) -> None:
+    _run("cpu_native", benchmark, model_cache, profile, model, tasks, workers)

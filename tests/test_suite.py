@@ -1,0 +1,197 @@
+"""The benchmark suite end to end, in a pytest subprocess: as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._procs import TAG_ENV, tagged, wait_gone
+from workloads.models import cpu_count
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def core_args() -> list[str]:
+    # The network benchmarks have their own tests; these are about the core cells.
+    return ["benchmarks/", "--ignore=benchmarks/test_net.py"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One quick-profile run of every core cell, saved as a user would save it."""
+    storage = tmp_path_factory.mktemp("storage")
+    tag = uuid.uuid4().hex
+    result = run_pytest(
+        *core_args(),
+        "--profile",
+        "quick",
+        "--benchmark-autosave",
+        f"--benchmark-storage=file://{storage}",
+        env={TAG_ENV: tag},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert wait_gone(tag) == [], "children outlived the session"
+    (saved,) = storage.rglob("*.json")
+    data: dict[str, Any] = json.loads(saved.read_text())
+    return data
+
+
+def cells(run: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    out = {}
+    for bench in run["benchmarks"]:
+        e = bench["extra_info"]
+        out[(e["workload"], e["tasks"], e["model"], e["workers"])] = bench
+    return out
+
+
+def median(run: dict[str, Any], *key: Any) -> float:
+    value: float = cells(run)[key]["stats"]["median"]
+    return value
+
+
+def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
+    facts = quick_run["machine_info"]["boundbench"]
+    for key in (
+        "cpu_count",
+        "python_version",
+        "python_build",
+        "gil_enabled",
+        "switch_interval",
+        "default_start_method",
+        "profile",
+    ):
+        assert key in facts
+    names = set()
+    for bench in quick_run["benchmarks"]:
+        extra = bench["extra_info"]
+        for key in ("bound", "workload", "model", "tasks", "workers", "params", "cpu_s"):
+            assert key in extra, (bench["name"], key)
+        assert extra["cpu_s"] >= 0
+        assert bench["stats"].get("data"), "raw rounds are kept for the regression check"
+        if extra["workload"] == "io_sleep":
+            assert extra["ideal_s"] > 0
+        if extra["model"] == "processes" and extra["workload"] != "startup":
+            assert extra["start_method"] == "forkserver"
+        names.add(bench["fullname"])
+    assert "benchmarks/test_io.py::test_io_sleep[threads-100-100]" in names
+    assert len(names) == len(quick_run["benchmarks"]), "names are unique"
+
+
+def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
+    serial = median(quick_run, "io_sleep", 100, "serial", 1)
+    ideal = cells(quick_run)[("io_sleep", 100, "serial", 1)]["extra_info"]["ideal_s"]
+    assert serial / ideal == pytest.approx(100, rel=0.3)
+    for model, workers in [("threads", 100), ("gevent", 100), ("asyncio", 100), ("generator", 100)]:
+        assert serial / median(quick_run, "io_sleep", 100, model, workers) > 20, model
+
+
+def test_cpu_figures_are_plausible(quick_run: dict[str, Any]) -> None:
+    serial = median(quick_run, "cpu_loop", 2, "serial", 1)
+    assert median(quick_run, "cpu_loop", 2, "generator", 2) > serial * 1.05
+    for model in ("threads", "gevent", "asyncio"):
+        assert serial / median(quick_run, "cpu_loop", 2, model, 2) < 1.5, model
+    if cpu_count() >= 2:
+        assert serial / median(quick_run, "cpu_loop", 2, "processes", 2) > 1.2
+
+
+def test_every_cell_runs_once_with_benchmarks_disabled() -> None:
+    collected = run_pytest(*core_args(), "--profile", "quick", "--collect-only", "-q")
+    count = sum(1 for line in collected.stdout.splitlines() if "::" in line)
+    result = run_pytest(*core_args(), "--profile", "quick", "--benchmark-disable", "-q")
+    assert result.returncode == 0, result.stdout[-3000:]
+    skipped = result.stdout.count(" skipped")
+    assert f"{count} passed" in result.stdout or skipped, result.stdout[-500:]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--profile", "huge"], "invalid choice: 'huge' (choose from 'quick', 'standard', 'full')"),
+        (["--models", "threads,fibers"], "unknown model(s) 'fibers'; valid: serial, generator"),
+    ],
+)
+def test_bad_names_are_usage_errors(args: list[str], expected: str) -> None:
+    result = run_pytest(*core_args(), *args, "--collect-only", "-q")
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("model", ["processes", "gevent"])
+def test_a_killed_worker_fails_one_cell_and_the_next_cells_run(model: str) -> None:
+    tag = uuid.uuid4().hex
+    result = run_pytest(
+        "benchmarks/test_io.py",
+        "--profile",
+        "quick",
+        "--benchmark-disable",
+        "--models",
+        model,
+        "-q",
+        "-rf",
+        env={"BOUNDBENCH_KILL_WORKER": model, TAG_ENV: tag},
+    )
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout[-2000:]
+    assert "1 failed" in result.stdout, result.stdout[-2000:]
+    assert "died" in result.stdout
+    passed = int(result.stdout.split(" passed")[0].rsplit(" ", 1)[-1].split("\n")[-1])
+    assert passed >= 1
+    assert wait_gone(tag) == []
+
+
+def test_ctrl_c_leaves_no_child_behind() -> None:
+    tag = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "benchmarks/test_io.py",
+            "--profile",
+            "standard",
+            "--models",
+            "processes,gevent,serial",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        env={**os.environ, TAG_ENV: tag},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Wait until the pools and the gevent worker are up, then press Ctrl-C.
+        while len(tagged(tag)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(tagged(tag)) >= 4, "the suite started its workers"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert wait_gone(tag, timeout=15) == [], "children outlived Ctrl-C"

@@ -1,0 +1,88 @@
+"""Every workload gives the same answer in every flavour, and everything pickles."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from typing import Any
+
+import pytest
+
+from workloads import FLAVOURS, WORKLOADS, get_workload, seed
+from workloads.models import run_generators
+
+SMALL = {
+    "cpu_loop": {"n": 5_000, "yield_every": 7},
+    "cpu_native": {"size": 4096, "rounds": 3},
+    "io_sleep": {"k": 2, "d": 0.001},
+}
+
+
+def run_flavour(name: str, flavour: str, task_id: int, params: dict[str, Any]) -> Any:
+    fn = get_workload(name).task(flavour, **params)
+    if flavour == "sync":
+        return fn(task_id)
+    if flavour == "gen":
+        return run_generators([fn(task_id)])[0]
+    return asyncio.run(fn(task_id))
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_flavours_agree(name: str) -> None:
+    for task_id in (0, 3):
+        answers = {f: run_flavour(name, f, task_id, SMALL[name]) for f in FLAVOURS}
+        assert len(set(answers.values())) == 1, answers
+        assert answers["sync"][0] == task_id
+
+
+def test_results_prove_the_work() -> None:
+    assert run_flavour("cpu_loop", "sync", 0, {"n": 10}) == (0, 45)
+    assert run_flavour("io_sleep", "sync", 1, {"k": 3, "d": 0.001}) == (1, 3)
+    a = run_flavour("cpu_native", "sync", 0, SMALL["cpu_native"])
+    b = run_flavour("cpu_native", "sync", 1, SMALL["cpu_native"])
+    assert a[1] != b[1], "different tasks hash different data"
+
+
+@pytest.mark.parametrize("yield_every", [1, 2, 1000])
+def test_generator_loop_yields_as_asked(yield_every: int) -> None:
+    gen = get_workload("cpu_loop").gen(0, n=100, yield_every=yield_every)
+    switches = 0
+    result = None
+    while result is None:
+        try:
+            assert next(gen) is None
+            switches += 1
+        except StopIteration as stop:
+            result = stop.value
+    assert result == (0, 4950)
+    assert switches == 100 // yield_every
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_tasks_pickle(name: str, flavour: str) -> None:
+    task = get_workload(name).task(flavour, **SMALL[name])
+    clone = pickle.loads(pickle.dumps(task))
+    assert clone.func is task.func
+    assert clone.keywords == task.keywords
+    assert pickle.loads(pickle.dumps(WORKLOADS[name])) == WORKLOADS[name]
+
+
+def test_sleep_below_one_millisecond_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"below the 0\.001 s minimum"):
+        get_workload("io_sleep").sync(0, k=1, d=0.0001)
+
+
+def test_unknown_parameter_and_workload() -> None:
+    with pytest.raises(ValueError, match="unknown parameter"):
+        get_workload("cpu_loop").task("sync", m=3)
+    with pytest.raises(LookupError, match="valid: cpu_loop, cpu_native, io_sleep"):
+        get_workload("nope")
+    with pytest.raises(ValueError, match="unknown flavour"):
+        get_workload("cpu_loop").flavour("thread")
+
+
+def test_seed_experiments_compute_the_same_sums() -> None:
+    expected = 1000 * 999 // 2
+    assert seed.two_loops_serial(1000) == (expected, expected)
+    assert seed.two_loops_pingpong(1000) == (expected, expected)
