@@ -53,7 +53,9 @@ PROFILES: dict[str, Profile] = {
         params={
             "cpu_loop": {"n": 1_500_000, "yield_every": 1_000},
             "cpu_native": {"size": 1 << 20, "rounds": 64},
-            "io_sleep": {"k": 2, "d": 0.02},
+            # 100 ms per task: fixed per-run costs (100 submissions, a pipe round trip)
+            # stay a few percent of the ideal.
+            "io_sleep": {"k": 2, "d": 0.05},
         },
         cpu_tasks=(2, 4),
         io_tasks=(10, 100),
