@@ -14,7 +14,7 @@ import pytest
 from benchmarks._harness import ModelCache, gevent_patched
 from benchmarks._profiles import DEFAULT_PROFILE, PROFILE_NAMES, PROFILES, Profile
 from workloads import machine_facts
-from workloads.models import MODELS, unavailable_models
+from workloads.models import DEFAULT_START_METHOD, MODELS, START_METHODS, unavailable_models
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +38,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="length of each sleep in the seed's gevent experiment (the tutorial used 2.0; "
         "default: the profile's)",
+    )
+    group.addoption(
+        "--start-method",
+        choices=START_METHODS,
+        default=DEFAULT_START_METHOD,
+        help=f"start method of the processes model's pool (default {DEFAULT_START_METHOD}); "
+        "recorded in each cell's extra_info",
     )
     group.addoption(
         "--cell-timeout",
@@ -96,7 +103,10 @@ def profile(pytestconfig: pytest.Config) -> Profile:
 
 @pytest.fixture(scope="session")
 def model_cache(pytestconfig: pytest.Config) -> Iterator[ModelCache]:
-    cache = ModelCache(timeout=pytestconfig.getoption("cell_timeout"))
+    cache = ModelCache(
+        timeout=pytestconfig.getoption("cell_timeout"),
+        start_method=pytestconfig.getoption("start_method"),
+    )
     try:
         yield cache
     finally:

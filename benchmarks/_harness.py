@@ -46,8 +46,9 @@ def _slowdown(workload: str) -> float:
 class ModelCache:
     """Started models keyed by (name, workers, options); rebuilt when broken."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, start_method: str = DEFAULT_START_METHOD) -> None:
         self.timeout = timeout
+        self.start_method = start_method
         self.models: dict[tuple[Any, ...], Model] = {}
         self.references: dict[tuple[Any, ...], list[Any]] = {}
         self.killed: set[str] = set()
@@ -146,10 +147,11 @@ def run_cell(
     rounds: int,
     warmup: int,
     group: str | None = None,
-    start_method: str = DEFAULT_START_METHOD,
+    start_method: str | None = None,
 ) -> list[Any]:
     workload = get_workload(workload_name)
-    options = {"start_method": start_method} if model_name == "processes" else {}
+    method = start_method or cache.start_method
+    options = {"start_method": method} if model_name == "processes" else {}
     expected = cache.reference(workload, params, tasks)
     model = cache.get(model_name, workers, **options)
     effective = model.effective_workers(tasks)
