@@ -1,0 +1,324 @@
+"""The report page (``index.html``, self-contained) and ``summary.md`` for CI job summaries."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._charts import SPECIAL_WORKLOADS, Chart, fmt_seconds, headline_cells, latest_run
+from ._frame import boundbench_info, model_sort_key, params_label
+from ._runs import Run
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
+       max-width: 1200px; padding: 1rem 2rem 3rem; color: #222; line-height: 1.45; }
+h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+.lead { color: #555; margin-top: 0; }
+figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto;
+         border: 1px solid #eee; }
+figcaption { font-size: .95rem; } figcaption .note { color: #777; font-size: .85rem; }
+div.table { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }
+th, td { padding: .25rem .6rem; border-bottom: 1px solid #e4e4e4; text-align: left; }
+th { background: #f5f5f5; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.problems li { color: #a33; font-family: ui-monospace, monospace; font-size: .85rem; }
+.swatch { display: inline-block; width: .8em; height: .8em; border-radius: 2px;
+          margin-right: .3em; vertical-align: -0.05em; }
+details > summary { cursor: pointer; margin: .5rem 0; }
+"""
+
+
+# Markers a headless browser can read from the DOM alone (tests/test_report_browser.py):
+# errors of any kind (scripts, images that fail to load) and each image's natural width.
+ERROR_WATCH = (
+    "window.__reportErrors = [];"
+    "window.addEventListener('error', function (e) {"
+    " window.__reportErrors.push(e.message || ('failed to load ' + (e.target.src || '?')"
+    ".slice(0, 60))); }, true);"
+)
+LOAD_MARKER = (
+    "window.addEventListener('load', function () {"
+    " var imgs = Array.prototype.slice.call(document.images);"
+    " document.body.setAttribute('data-images', imgs.map(function (i) {"
+    " return i.complete ? i.naturalWidth : 0; }).join(','));"
+    " document.body.setAttribute('data-errors', window.__reportErrors.join(' | '));"
+    " document.body.setAttribute('data-loaded', 'yes'); });"
+)
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(value: Any, fmt: str) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(number):
+        return "–"
+    return format(number, fmt)
+
+
+def result_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The columns people read, formatted, in registry order."""
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(_r=rows["model"].map(lambda m: model_sort_key(m)[0]))
+    rows = rows.sort_values(["bound", "workload", "params", "tasks", "_r", "workers"])
+    table = pd.DataFrame(
+        {
+            "bound": rows["bound"],
+            "workload": rows["workload"],
+            "parameters": rows["params"].map(params_label),
+            "tasks": rows["tasks"].map(lambda v: _num(v, ".0f")),
+            "model": rows["model"],
+            "workers": rows["workers"].map(lambda v: _num(v, ".0f")),
+            "median": rows["median_s"].map(fmt_seconds),
+            "IQR": rows["iqr_s"].map(fmt_seconds),
+            "rounds": rows["rounds"].map(lambda v: _num(v, ".0f")),
+            "CPU": rows["cpu_s"].map(fmt_seconds),
+            "ideal": rows["ideal_s"].map(fmt_seconds),
+            "speedup": rows["speedup"].map(lambda v: _num(v, ".2f") + "×" if pd.notna(v) else "–"),
+            "efficiency": rows["efficiency"].map(
+                lambda v: _num(v * 100, ".0f") + "%" if pd.notna(v) else "–"
+            ),
+        }
+    )
+    if "start_method" in rows and rows["start_method"].notna().any():
+        table.insert(6, "start method", rows["start_method"].fillna(""))
+    return table
+
+
+def net_table(rows: pd.DataFrame) -> pd.DataFrame:
+    if "throughput_rps" not in rows.columns:
+        return pd.DataFrame()
+    rows = rows[rows["bound"] == "net"]
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.sort_values(["payload", "connections", "model"])
+    return pd.DataFrame(
+        {
+            "style": rows["model"],
+            "payload (B)": rows["payload"].map(lambda v: _num(v, ".0f")),
+            "connections": rows["connections"].map(lambda v: _num(v, ".0f")),
+            "requests": rows["requests"].map(lambda v: _num(v, ".0f")),
+            "throughput (req/s)": rows["throughput_rps"].map(lambda v: _num(v, ",.0f")),
+            "MB/s": rows["throughput_mb_s"].map(lambda v: _num(v, ".2f")),
+            "p50 (ms)": rows["latency_p50_ms"].map(lambda v: _num(v, ".3f")),
+            "p99 (ms)": rows["latency_p99_ms"].map(lambda v: _num(v, ".3f")),
+            "p99.9 (ms)": rows["latency_p999_ms"].map(lambda v: _num(v, ".3f")),
+            "errors": rows["errors"].map(lambda v: _num(v, ".0f")),
+            "server CPU": rows["server_cpu_s"].map(fmt_seconds),
+        }
+    )
+
+
+NUMERIC_HEADS = frozenset(
+    {"tasks", "workers", "median", "IQR", "rounds", "CPU", "ideal", "speedup", "efficiency",
+     "payload (B)", "connections", "requests", "throughput (req/s)", "MB/s", "p50 (ms)",
+     "p99 (ms)", "p99.9 (ms)", "errors", "server CPU", "benchmarks"}
+)  # fmt: skip
+
+
+def html_table(table: pd.DataFrame, palette: dict[str, str] | None = None) -> str:
+    if table.empty:
+        return "<p>No rows.</p>"
+    head = "".join(f"<th>{_e(c)}</th>" for c in table.columns)
+    body = []
+    for row in table.itertuples(index=False, name=None):
+        cells = []
+        for column, value in zip(table.columns, row, strict=True):
+            text = _e(value)
+            if palette and column in ("model", "style") and str(value) in palette:
+                text = (
+                    f'<span class="swatch" style="background:{palette[str(value)]}"></span>{text}'
+                )
+            cls = ' class="num"' if column in NUMERIC_HEADS else ""
+            cells.append(f"<td{cls}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="table"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def machine_table(runs: Sequence[Run], frame: pd.DataFrame) -> pd.DataFrame:
+    counts = frame.groupby("run_id").size() if not frame.empty else pd.Series(dtype="int64")
+    rows = []
+    for run in runs:
+        info = run.machine_info
+        bb = boundbench_info(info)
+        cpu: dict[str, Any] = info["cpu"] if isinstance(info.get("cpu"), dict) else {}
+        rows.append(
+            {
+                "run": run.run_id,
+                "datetime": run.datetime or "",
+                "commit": (run.commit or "")[:10],
+                "machine": run.machine,
+                "system": f"{info.get('system', '')} {info.get('release', '')}".strip(),
+                "CPU": cpu.get("brand_raw") or info.get("processor") or "",
+                "cores (usable)": f"{bb.get('cpu_count', cpu.get('count', '?'))}"
+                f" ({bb.get('cpu_usable', '?')})",
+                "Python": " ".join(
+                    str(bb.get(key) or info.get(key) or "")
+                    for key in ("python_implementation", "python_version")
+                ),
+                "build": bb.get("python_build") or " ".join(info.get("python_build") or []),
+                "free-threaded": _yes(bb.get("free_threading_build")),
+                "GIL": "on" if bb.get("gil_enabled", True) else "off",
+                "switch interval": f"{bb['switch_interval'] * 1e3:g} ms"
+                if isinstance(bb.get("switch_interval"), int | float)
+                else "",
+                "start method": bb.get("default_start_method", ""),
+                "benchmarks": int(counts.get(run.run_id, 0)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _yes(value: Any) -> str:
+    if value is None:
+        return "?"
+    return "yes" if value else "no"
+
+
+def _image(out: Path, chart: Chart) -> str:
+    data = base64.b64encode((out / chart.png).read_bytes()).decode("ascii")
+    return f"data:image/png;base64,{data}"
+
+
+def write_page(
+    out: Path,
+    *,
+    title: str,
+    runs: Sequence[Run],
+    frame: pd.DataFrame,
+    charts: Iterable[Chart],
+    problems: Sequence[str],
+    palette: dict[str, str],
+) -> Path:
+    """``index.html`` with the charts embedded, so the one file can be mailed or archived."""
+    charts = list(charts)
+    latest = latest_run(frame)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{CSS}</style>",
+        f"<script>{ERROR_WATCH}</script></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="lead">{_e(overview(runs, frame))}</p>',
+    ]
+    if problems:
+        parts.append(f"<h2>Inputs skipped ({len(problems)})</h2><ul class='problems'>")
+        parts.extend(f"<li>{_e(p)}</li>" for p in problems)
+        parts.append("</ul>")
+    parts.append("<h2>Charts</h2>")
+    for chart in charts:
+        note = f' <span class="note">From {_e(chart.run_note)}.</span>' if chart.run_note else ""
+        parts.append(
+            f'<figure id="{_e(chart.name)}"><img src="{_image(out, chart)}"'
+            f' alt="{_e(chart.title)}: {_e(chart.sentence)}">'
+            f"<figcaption><strong>{_e(chart.title)}.</strong> {_e(chart.sentence)}{note}"
+            f' <a href="{_e(chart.svg)}">SVG</a></figcaption></figure>'
+        )
+    parts.append("<h2>Machine and Python</h2>")
+    parts.append(html_table(machine_table(runs, frame)))
+    main = latest[~latest["workload"].isin(SPECIAL_WORKLOADS) & (latest["bound"] != "net")]
+    parts.append(f"<h2>Results of the latest run</h2><p>{_e(overview([], latest))}</p>")
+    parts.append(html_table(result_table(main), palette))
+    for workload, heading in (("seed", "Seed experiments"), ("startup", "Start-up")):
+        wanted = ("seed_cpu", "seed_io") if workload == "seed" else ("startup",)
+        sub = latest[latest["workload"].isin(wanted)]
+        if not sub.empty:
+            parts.append(f"<h2>{heading}</h2>" + html_table(result_table(sub), palette))
+    net = net_table(latest)
+    if not net.empty:
+        parts.append("<h2>Network (echo)</h2>" + html_table(net, palette))
+    older = frame[~frame["run_id"].isin(set(latest["run_id"]))]
+    if not older.empty:
+        parts.append(
+            f"<details><summary>All {len(frame)} rows of {frame['run_id'].nunique()} runs"
+            " (also in results.csv)</summary>"
+        )
+        everything = result_table(frame).assign(run=frame["run_id"].reindex(frame.index))
+        parts.append(html_table(everything, palette) + "</details>")
+    parts.append(
+        "<p><small>Generated by <code>python -m reports</code>; data in"
+        ' <a href="results.csv">results.csv</a>.</small></p>'
+    )
+    parts.append(f"<script>{LOAD_MARKER}</script>")
+    parts.append("</body></html>")
+    path = out / "index.html"
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path
+
+
+def overview(runs: Sequence[Run], frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "No benchmarks."
+    machines = sorted(frame["machine"].unique())
+    pythons = sorted(frame["interpreter"].unique())
+    nruns = frame["run_id"].nunique()
+    workloads = sorted(frame["workload"].unique())
+    models = sorted(frame["model"].unique(), key=model_sort_key)
+    return (
+        f"{len(frame)} benchmarks from {nruns} run{'s' if nruns != 1 else ''}"
+        f" on {', '.join(machines)} with {', '.join(pythons)}; workloads: {', '.join(workloads)};"
+        f" models: {', '.join(models)}."
+    )
+
+
+def _md_table(table: pd.DataFrame) -> list[str]:
+    if table.empty:
+        return []
+    lines = [
+        "| " + " | ".join(str(c) for c in table.columns) + " |",
+        "|" + "|".join("---:" if c in NUMERIC_HEADS else "---" for c in table.columns) + "|",
+    ]
+    for row in table.itertuples(index=False, name=None):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return lines
+
+
+def write_summary(
+    out: Path,
+    *,
+    title: str,
+    runs: Sequence[Run],
+    frame: pd.DataFrame,
+    charts: Iterable[Chart],
+    problems: Sequence[str],
+) -> Path:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: the findings and the headline table, short."""
+    latest = latest_run(frame)
+    lines = [f"## {title}", "", overview(runs, frame), ""]
+    for chart in charts:
+        lines.append(f"- **{chart.title}**: {chart.sentence}")
+    lines.append("")
+    head = headline_cells(latest)
+    if not head.empty:
+        lines += [f"### Speedup over serial ({latest['run_id'].iloc[0]})", ""]
+        lines += _md_table(result_table(head))
+        lines.append("")
+    net = net_table(latest)
+    if not net.empty:
+        lines += ["### Network (echo)", "", *_md_table(net), ""]
+    if problems:
+        lines += [f"### Inputs skipped ({len(problems)})", ""]
+        lines += [f"- `{p}`" for p in problems[:50]]
+        if len(problems) > 50:
+            lines.append(f"- … and {len(problems) - 50} more")
+        lines.append("")
+    lines.append("Full report: `index.html`; every row: `results.csv`.")
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

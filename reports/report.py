@@ -1,0 +1,232 @@
+"""``python -m reports [PATHS...] [--out DIR]``: saved runs -> charts, a page and tables.
+
+parse_args() -> load() -> build() -> plot() -> write() -> main(), like pyperf's
+examples.  Problems with the inputs are one line each on stderr; whatever is usable
+is still reported; exit 2 when nothing is.  Inputs are only read, and the output
+folder is never inside an input folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import _charts
+from ._charts import Chart
+from ._frame import build_frame, missing_baselines
+from ._page import write_page, write_summary
+from ._runs import DEFAULT_STORAGE, Run, load_runs
+
+DEFAULT_OUT = Path("reports/out")
+PROG = "python -m reports"
+
+
+class UsageError(Exception):
+    """A problem with the command line (exit 2)."""
+
+
+@dataclass
+class Report:
+    runs: list[Run]
+    frame: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Turn saved pytest-benchmark runs into charts (PNG, SVG), index.html,"
+            " summary.md and results.csv.  Use 'python -m reports check' to compare runs."
+        ),
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="saved runs: JSON files or folders, searched"
+        f" recursively (default: {DEFAULT_STORAGE})",
+    )
+    parser.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output folder, created if needed (default: {DEFAULT_OUT}/)",
+    )
+    parser.add_argument("--title", default="boundbench report", help="page and summary title")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print problems only")
+    return parser.parse_args(argv)
+
+
+def check_out_dir(out: Path, paths: Sequence[str | Path]) -> Path:
+    """The resolved output folder; refuse one inside the inputs (or any .benchmarks/)."""
+    target = out.resolve()
+    if ".benchmarks" in target.parts:
+        raise UsageError(f"{out}: refusing to write a report inside a .benchmarks/ folder")
+    for raw in list(paths) or [DEFAULT_STORAGE]:
+        path = Path(raw).resolve()
+        if path.is_dir() and target.is_relative_to(path):
+            raise UsageError(f"{out}: refusing to write the report inside the input folder {raw}")
+        if path.is_file() and target == path.parent:
+            raise UsageError(f"{out}: refusing to write the report beside the input file {raw}")
+        if target == path:
+            raise UsageError(f"{out}: the output folder is an input")
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder")
+    return target
+
+
+def load(paths: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
+    return load_runs(paths or None)
+
+
+def build(runs: list[Run], problems: list[str]) -> Report:
+    frame = build_frame(runs)
+    return Report(runs=runs, frame=frame, problems=[*problems, *missing_baselines(frame)])
+
+
+def _environment(frame: pd.DataFrame) -> pd.Series:
+    return frame["machine"].astype(str) + " · " + frame["interpreter"].astype(str)
+
+
+def plot(report: Report, out: Path) -> list[Chart]:
+    """Write every chart the data allows; a chart that fails is a problem line, not a crash."""
+    frame = report.frame
+    palette = _charts.make_palette(frame["model"])
+    latest = _charts.latest_run(frame)
+    env = _environment(frame)
+    # The trend is drawn for the environment with the most runs (ties: the latest's).
+    runs_per_env = frame.assign(env=env).groupby("env")["run_id"].nunique()
+    latest_env = env[latest.index[0]] if not latest.empty else None
+    trend_env = max(runs_per_env.index, key=lambda e: (runs_per_env[e], e == latest_env))
+
+    def latest_with(mask: pd.Series) -> pd.DataFrame:
+        return _charts.latest_run(frame[mask])
+
+    plan: list[tuple[str, Callable[[], Chart | None]]] = [
+        ("headline", lambda: _charts.chart_headline(latest, palette, out)),
+        ("efficiency", lambda: _charts.chart_efficiency(latest, palette, out)),
+        ("walltime", lambda: _charts.chart_walltime(latest, palette, out)),
+        ("cpu_wall", lambda: _charts.chart_cpu_wall(latest, palette, out)),
+        ("trend", lambda: _charts.chart_trend(frame[env == trend_env], palette, out)),
+        ("environments", lambda: _charts.chart_environments(frame, palette, out)),
+        (
+            "net_throughput",
+            lambda: _charts.chart_net_throughput(
+                latest_with(frame["bound"] == "net"), palette, out
+            ),
+        ),
+        (
+            "net_latency",
+            lambda: _charts.chart_net_latency(latest_with(frame["bound"] == "net"), palette, out),
+        ),
+        (
+            "seed",
+            lambda: _charts.chart_seed(
+                latest_with(frame["workload"].isin(_charts.SEED_WORKLOADS)), palette, out
+            ),
+        ),
+        (
+            "startup",
+            lambda: _charts.chart_startup(
+                latest_with(frame["workload"] == "startup"), palette, out
+            ),
+        ),
+    ]
+    charts = []
+    for name, make in plan:
+        try:
+            chart = make()
+        except Exception as exc:  # one bad chart must not cost the rest of the report
+            report.problems.append(f"chart {name}: not drawn ({type(exc).__name__}: {exc})")
+            continue
+        if chart is not None:
+            charts.append(chart)
+    report.charts = charts
+    return charts
+
+
+def write(report: Report, out: Path, title: str) -> list[Path]:
+    palette = _charts.make_palette(report.frame["model"])
+    csv = out / "results.csv"
+    frame = report.frame.copy()
+    frame["datetime"] = frame["datetime"].map(
+        lambda t: t.isoformat() if isinstance(t, pd.Timestamp) else ""
+    )
+    frame.to_csv(csv, index=False)
+    page = write_page(
+        out,
+        title=title,
+        runs=report.runs,
+        frame=report.frame,
+        charts=report.charts,
+        problems=report.problems,
+        palette=palette,
+    )
+    summary = write_summary(
+        out,
+        title=title,
+        runs=report.runs,
+        frame=report.frame,
+        charts=report.charts,
+        problems=report.problems,
+    )
+    return [page, summary, csv]
+
+
+def _clear_old_charts(out: Path) -> None:
+    # Only our own file names: a chart the data no longer allows must not linger.
+    for name in _charts.CHART_NAMES:
+        for suffix in (".png", ".svg"):
+            (out / f"{name}{suffix}").unlink(missing_ok=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        out = check_out_dir(args.out, args.paths)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    runs, problems = load(args.paths)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not runs:
+        print(f"{PROG}: no usable runs, nothing to report", file=sys.stderr)
+        return 2
+    report = build(runs, problems)
+    for line in report.problems[len(problems) :]:
+        print(line, file=sys.stderr)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{PROG}: {args.out}: cannot create the output folder ({exc})", file=sys.stderr)
+        return 2
+    _clear_old_charts(out)
+    known = len(report.problems)
+    plot(report, out)
+    for line in report.problems[known:]:
+        print(line, file=sys.stderr)
+    write(report, out, args.title)
+    if not args.quiet:
+        print(
+            f"{len(report.frame)} benchmarks from {len(runs)} run(s) -> {args.out}/:"
+            f" index.html, summary.md, results.csv, {len(report.charts)} charts"
+            f" ({', '.join(c.name for c in report.charts)}) in"
+            f" {time.perf_counter() - started:.1f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""``python -m reports``: the tidy frame, the charts, the page, and bad input.
+
+The fixtures under ``tests/fixtures/reports/`` are small pytest-benchmark runs made by
+``tests/_report_fixtures.py``: two runs of one machine and interpreter, one of a
+free-threaded interpreter, and broken files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import reports
+from reports import _charts
+from reports._frame import COLUMNS, NET_COLUMNS, build_frame, missing_baselines
+from reports._runs import load_runs
+from reports.report import main
+from tests._report_fixtures import FIXTURES, run_document, synthetic_run, write
+
+RUNS = FIXTURES / "runs"
+BAD = FIXTURES / "bad"
+GOOD_311 = sorted((RUNS / "Linux-CPython-3.11-64bit").glob("*.json"))
+PRODUCTS = ("index.html", "summary.md", "results.csv")
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """One report over every fixture, good and bad, shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("report") / "out"
+    before = _digest(FIXTURES)
+    err, std = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+        code = main([str(RUNS), str(BAD), "--out", str(out)])
+    return {
+        "code": code,
+        "out": out,
+        "stderr": err.getvalue(),
+        "stdout": std.getvalue(),
+        "before": before,
+        "after": _digest(FIXTURES),
+    }
+
+
+# --- the frame -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    runs, problems = load_runs([RUNS])
+    assert problems == []
+    return build_frame(runs)
+
+
+def test_frame_has_a_row_per_benchmark_per_run_and_the_contract_columns(
+    frame: pd.DataFrame,
+) -> None:
+    expected = sum(len(json.loads(p.read_text())["benchmarks"]) for p in RUNS.rglob("*.json"))
+    assert len(frame) == expected
+    assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert set(NET_COLUMNS) <= set(frame.columns)
+    assert frame["run_id"].nunique() == 3
+    assert frame.duplicated(["run_id", "fullname"]).sum() == 0
+
+
+def test_params_is_sorted_json_and_python_facts_come_from_machine_info(
+    frame: pd.DataFrame,
+) -> None:
+    io_rows = frame[frame["workload"] == "io_sleep"]
+    assert set(io_rows["params"]) == {'{"d":0.02,"k":2}'}
+    assert set(frame["python"]) == {"3.11.7", "3.13.1"}
+    free = frame[frame["python"] == "3.13.1"]
+    assert not free["gil_enabled"].any()
+    assert free["interpreter"].iloc[0] == "CPython 3.13.1t (GIL off)"
+    assert frame.loc[frame["python"] == "3.11.7", "gil_enabled"].all()
+
+
+def test_speedup_and_efficiency_follow_the_contract(frame: pd.DataFrame) -> None:
+    run = frame[frame["run_id"] == frame["run_id"].iloc[0]]
+    serial = run[(run["workload"] == "cpu_loop") & (run["model"] == "serial")].iloc[0]
+    procs = run[(run["workload"] == "cpu_loop") & (run["model"] == "processes")].iloc[0]
+    assert serial["speedup"] == pytest.approx(1.0)
+    assert procs["speedup"] == pytest.approx(serial["median_s"] / procs["median_s"])
+    # CPU ideal without ideal_s: serial median / min(cpu_usable, workers, tasks)
+    width = min(int(procs["cpu_usable"]), int(procs["workers"]), int(procs["tasks"]))
+    assert procs["ideal_s"] == pytest.approx(serial["median_s"] / width)
+    assert procs["efficiency"] == pytest.approx(procs["ideal_s"] / procs["median_s"])
+    # I/O ideal comes from extra_info
+    uv = run[(run["workload"] == "io_sleep") & (run["model"] == "uvloop")].iloc[0]
+    assert uv["ideal_s"] == pytest.approx(0.04)
+    assert uv["efficiency"] == pytest.approx(0.04 / uv["median_s"])
+    # no serial cell to compare with: left empty, not made up
+    startup = run[run["workload"] == "startup"]
+    assert startup["speedup"].isna().all()
+
+
+def test_net_cells_keep_their_figures(frame: pd.DataFrame) -> None:
+    net = frame[frame["bound"] == "net"]
+    assert not net.empty
+    assert (net["throughput_rps"] > 0).all()
+    assert set(net["payload"]) == {64.0, 4096.0}
+    assert set(net["connections"]) == {1.0, 16.0}
+    assert net["speedup"].isna().all()
+
+
+def test_build_frame_of_nothing_is_an_empty_frame_with_the_columns() -> None:
+    empty = build_frame([])
+    assert empty.empty
+    assert list(empty.columns) == list(COLUMNS)
+
+
+def test_a_run_without_serial_cells_is_named_in_one_line_per_workload() -> None:
+    runs, _ = load_runs([BAD / "no_serial.json"])
+    lines = missing_baselines(build_frame(runs))
+    assert len(lines) == 2
+    assert all(line.startswith(str((BAD / "no_serial.json").resolve())) for line in lines)
+    assert all("no serial baseline" in line and "\n" not in line for line in lines)
+
+
+# --- the whole report -------------------------------------------------------------------
+
+
+def test_report_writes_page_tables_and_every_chart(full_report: dict[str, object]) -> None:
+    out = full_report["out"]
+    assert isinstance(out, Path)
+    assert full_report["code"] == 0
+    for name in PRODUCTS:
+        assert (out / name).stat().st_size > 0
+    for name in _charts.CHART_NAMES:
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert b"<svg" in (out / f"{name}.svg").read_bytes()[:2000], name
+    assert "chart " not in str(full_report["stderr"]), "a chart failed to draw"
+
+
+def test_results_csv_is_the_tidy_frame(full_report: dict[str, object]) -> None:
+    out = full_report["out"]
+    assert isinstance(out, Path)
+    csv = pd.read_csv(out / "results.csv")
+    runs, _ = load_runs([RUNS, BAD])
+    assert len(csv) == len(build_frame(runs))
+    for column in ("run_id", "datetime", "machine", "python", "gil_enabled", "median_s",
+                   "iqr_s", "rounds", "cpu_s", "ideal_s", "speedup", "efficiency"):  # fmt: skip
+        assert column in csv.columns
+
+
+def test_page_is_self_contained_with_a_sentence_per_chart(full_report: dict[str, object]) -> None:
+    out = full_report["out"]
+    assert isinstance(out, Path)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.count("<img ") == len(_charts.CHART_NAMES)
+    assert page.count('src="data:image/png;base64,') == len(_charts.CHART_NAMES)
+    assert "http://" not in page
+    assert "https://" not in page
+    assert page.count("<figcaption>") == len(_charts.CHART_NAMES)
+    assert "CPython 3.13.1t (GIL off)" in page
+    assert "not valid JSON" in page  # what was skipped is on the page too
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("## ")
+    assert "| model |" in summary or "| model" in summary
+
+
+def test_bad_inputs_get_one_line_each_and_the_rest_is_reported(
+    full_report: dict[str, object],
+) -> None:
+    lines = str(full_report["stderr"]).splitlines()
+    expectations = {
+        "truncated.json": "not valid JSON",
+        "not_json.json": "not valid JSON",
+        "plain_pytest_benchmark.json": "no benchmark has boundbench extra_info",
+        "no_serial.json": "no serial baseline",
+    }
+    for name, what in expectations.items():
+        hits = [line for line in lines if name in line]
+        assert hits, f"no message for {name}"
+        assert all(what in line for line in hits), hits
+    assert "Traceback" not in str(full_report["stderr"])
+
+
+def test_inputs_are_never_modified(full_report: dict[str, object]) -> None:
+    assert full_report["before"] == full_report["after"]
+
+
+def test_sentences_come_from_the_data(tmp_path: Path) -> None:
+    """Make uvloop the slowest I/O model and the headline sentence must say so."""
+    benches = synthetic_run(seed=1, net=False, extras=False)
+    for bench in benches:
+        extra = bench["extra_info"]
+        if extra["workload"] == "io_sleep" and extra["model"] == "uvloop":
+            for key in ("min", "max", "mean", "median", "q1", "q3"):
+                bench["stats"][key] *= 10
+    document = run_document(benches, node="n", when="2025-01-01T00:00:00+00:00", commit="c")
+    src = write(tmp_path / "in" / "0001_x.json", document)
+    runs, _ = load_runs([src])
+    rows = build_frame(runs)
+    out = tmp_path / "out"
+    out.mkdir()
+    chart = _charts.chart_headline(rows, _charts.make_palette(rows["model"]), out)
+    assert chart is not None
+    assert "io_sleep (4 tasks)" in chart.sentence
+    assert "uvloop slowest" in chart.sentence.split("io_sleep (4 tasks)")[1]
+
+
+def test_one_colour_per_model_in_every_chart() -> None:
+    palette = _charts.make_palette(["threads", "zeta_style", "alpha_style", "serial"])
+    assert palette["threads"] == _charts.PALETTE["threads"]
+    assert palette["alpha_style"] != palette["zeta_style"]
+    again = _charts.make_palette(["zeta_style", "alpha_style"])
+    assert again["alpha_style"] == palette["alpha_style"]
+    models = ("serial", "generator", "threads", "processes", "gevent", "asyncio", "uvloop")
+    assert len({_charts.PALETTE[m] for m in models}) == len(models)
+
+
+# --- bad input and usage -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"truncated.json": "truncated"}, "not valid JSON"),
+        ({"not_json.json": "not_json"}, "not valid JSON"),
+        ({"plain_pytest_benchmark.json": "plain"}, "no benchmark has boundbench extra_info"),
+        ({}, "no saved runs (*.json) in this folder"),
+    ],
+    ids=["truncated", "not-json", "no-extra-info", "empty-folder"],
+)
+def test_nothing_usable_exits_2_with_a_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str], message: str
+) -> None:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for name in files:
+        shutil.copy(BAD / name, folder / name)
+    code = main([str(folder), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    named = next(iter(files), None)
+    assert (named or str(folder)) in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_runs_found_by_default_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert ".benchmarks: no such file or folder" in err
+    assert "no usable runs" in err
+
+
+def test_output_inside_the_inputs_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(RUNS, runs)
+    before = _digest(runs)
+    assert main([str(runs), "--out", str(runs / "report")]) == 2
+    assert main([str(GOOD_311[0]), "--out", str(GOOD_311[0].parent)]) == 2
+    assert main([str(runs), "--out", str(tmp_path / ".benchmarks" / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("refusing to write") == 3
+    assert _digest(runs) == before
+
+
+def test_single_run_report_has_no_trend_and_stale_charts_are_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "trend.png").write_bytes(b"stale")
+    (out / "keep.txt").write_text("not ours")
+    assert main([str(GOOD_311[0]), "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert not (out / "trend.png").exists()
+    assert not (out / "environments.png").exists()
+    assert (out / "keep.txt").exists()
+    assert (out / "headline.png").exists()
+
+
+def test_public_face() -> None:
+    assert set(reports.__all__) >= {"build_frame", "load_runs", "main"}
+
+
+def test_500_benchmarks_are_reported(tmp_path: Path) -> None:
+    # Correctness at scale only: the speed target (under 20 s) is measured in the notes,
+    # never asserted in a test that a noisy machine would make flaky.
+    benches = synthetic_run(seed=1, task_counts=(2, 4, 8, 16, 32), repeat=6)
+    assert len(benches) >= 500
+    src = write(tmp_path / "in" / "0001_big.json",
+                run_document(benches, node="big", when="2025-02-01T00:00:00+00:00",
+                             commit="a" * 40))  # fmt: skip
+    assert main([str(src), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert len(pd.read_csv(tmp_path / "out" / "results.csv")) == len(benches)

@@ -1,0 +1,103 @@
+"""The report page in a real browser: headless Chromium loads every image, logs nothing.
+
+Chromium (Debian's ``chromium`` package) prints the page's DOM after the load event
+(``--dump-dom``); the page sets markers there: each image's natural width and any error
+it caught (a script error, an image that failed to load).  With
+``--enable-logging=stderr`` every console message of the page shows on stderr as a
+``CONSOLE`` line; the page logs nothing, so any such line is a failure.
+
+Without chromium the test skips with its reason, unless ``BOUNDBENCH_REQUIRE_BROWSER=1``
+(set by ``.ci/run``), where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reports.report import main
+from tests._report_fixtures import FIXTURES
+
+BROWSER_TIMEOUT = 60
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--enable-logging=stderr",
+    "--v=0",
+    # Let the page finish loading (and fire 'load') before the DOM is dumped.
+    "--virtual-time-budget=10000",
+)
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    reason = "headless Chromium not found (apt-get install chromium)"
+    if os.environ.get("BOUNDBENCH_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason}; BOUNDBENCH_REQUIRE_BROWSER=1 makes it mandatory")
+    pytest.skip(reason)
+
+
+def _run_browser(browser: str, url: str, profile: Path) -> tuple[str, str]:
+    """The dumped DOM and stderr; the whole process group is gone afterwards."""
+    proc = subprocess.Popen(
+        [browser, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=BROWSER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"chromium did not finish within {BROWSER_TIMEOUT} s")
+    finally:
+        # Chromium's helpers (zygote, renderer) share its process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    return out, err
+
+
+def test_report_page_loads_every_image_without_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    browser = _chromium()
+    out = tmp_path / "report"
+    assert main([str(FIXTURES / "runs"), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    page = out / "index.html"
+    expected = page.read_text(encoding="utf-8").count("<img ")
+    assert expected >= 8
+
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    dom, stderr = _run_browser(browser, page.as_uri(), profile)
+
+    assert 'data-loaded="yes"' in dom, f"load event never fired; stderr:\n{stderr[-2000:]}"
+    widths = re.search(r'data-images="([^"]*)"', dom)
+    assert widths is not None
+    sizes = [int(w) for w in widths.group(1).split(",") if w]
+    assert len(sizes) == expected
+    assert all(size > 100 for size in sizes), f"images that did not load: {sizes}"
+    errors = re.search(r'data-errors="([^"]*)"', dom)
+    assert errors is not None
+    assert errors.group(1) == "", errors.group(1)
+    console = [line for line in stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], "\n".join(console)
