@@ -1,0 +1,355 @@
+"""Cell-by-cell comparison of two runs, for ``python -m reports check``.
+
+A cell is identified across runs by its benchmark ``fullname`` (stable by contract).
+Each cell is measured in the unit of the mode:
+
+- ``time``: seconds per call (median; each round's time when raw data was saved).
+- ``speedup``: serial median / cell time, the serial cell taken from the *same* run
+  (same workload, parameters and tasks).  A machine twice as fast makes both faster,
+  so the ratio survives a change of machine or a noisy shared runner; a slowdown that
+  hits the serial cell and the model alike is, by design, invisible here.
+- ``efficiency``: ideal / cell time, ideal being ``ideal_s`` when the benchmark knows
+  it, else (CPU work) serial median / min(usable CPUs, workers, tasks) of the same run.
+
+In the normalized modes the serial median is one number per run, so the per-round
+values are the cell's own rounds scaled by it: the rank test sees the cell's noise, not
+the serial cell's.  The minimum effect (10% by default) is the guard against a serial
+median that happens to be off.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _stats
+from ._runs import Run
+
+MODES = ("time", "speedup", "efficiency")
+HIGHER_IS_BETTER = {"time": False, "speedup": True, "efficiency": True}
+MODE_TITLES = {
+    "time": "absolute time per call",
+    "speedup": "machine-normalized: speedup over the serial cell of the same run",
+    "efficiency": "machine-normalized: efficiency vs ideal within the same run",
+}
+DEFAULT_MIN_EFFECT = 0.10
+
+MWU = "mann-whitney"
+THRESHOLD = "threshold"
+
+
+class InputError(ValueError):
+    """Bad input for the check; the message is one line that names what is wrong."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One cell of one run, in the unit of the mode."""
+
+    key: str
+    name: str
+    group: str
+    value: float
+    # per-round values in the mode's unit; empty when the run kept only summary stats
+    rounds: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "time"
+    alpha: float = _stats.DEFAULT_ALPHA
+    min_effect: float = DEFAULT_MIN_EFFECT
+    # (fnmatch pattern, minimum effect); matched against group, then fullname; first wins
+    group_effects: tuple[tuple[str, float], ...] = ()
+
+    def effect_for(self, measure: Measure) -> float:
+        for pattern, effect in self.group_effects:
+            if fnmatch.fnmatchcase(measure.group, pattern) or fnmatch.fnmatchcase(
+                measure.key, pattern
+            ):
+                return effect
+        return self.min_effect
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    name: str
+    group: str
+    baseline: float
+    current: float
+    # current / baseline - 1, in the mode's unit (a time +15%, a speedup -13%)
+    change: float
+    # how much worse current is, as a factor: 1.15 = 15% slower (or 15% less speedup)
+    worse_by: float
+    min_effect: float
+    method: str
+    # why the threshold was used instead of the test, when it was
+    fallback: str | None
+    # one-sided p-value in the direction of the change, when the test was run
+    p: float | None
+    rounds: tuple[int, int]
+    verdict: str  # "regression", "improved", "ok"
+
+
+@dataclass
+class Comparison:
+    settings: Settings
+    rows: list[Row]
+    only_baseline: list[str] = field(default_factory=list)
+    only_current: list[str] = field(default_factory=list)
+    # key -> why it could not be compared (no serial reference, ...)
+    not_compared: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [row for row in self.rows if row.verdict == "regression"]
+
+    @property
+    def improvements(self) -> list[Row]:
+        return [row for row in self.rows if row.verdict == "improved"]
+
+
+def cell_key(bench: dict[str, Any]) -> str:
+    fullname = bench.get("fullname")
+    if isinstance(fullname, str) and fullname:
+        return fullname
+    return f"{bench.get('group') or ''}::{bench.get('name') or '?'}"
+
+
+def _number(value: Any, where: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}: {what} is {value!r}, not a number (corrupt run?)")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise InputError(f"{where}: {what} is {value!r}, not a positive time (corrupt run?)")
+    return number
+
+
+def _times(run: Run, bench: dict[str, Any]) -> tuple[float, tuple[float, ...]]:
+    """(median, per-round times) of one benchmark, checked: corrupt numbers are errors."""
+    where = f"{run.path}: {cell_key(bench)}"
+    stats = bench["stats"]
+    median = _number(stats.get("median"), where, "stats.median")
+    data = stats.get("data")
+    if data is None:
+        return median, ()
+    if not isinstance(data, list):
+        raise InputError(f"{where}: stats.data is not a list of round times (corrupt run?)")
+    rounds = tuple(_number(value, where, "a round time in stats.data") for value in data)
+    return median, rounds
+
+
+def _cell_of(bench: dict[str, Any]) -> tuple[str, str, Any]:
+    """(workload, parameters as canonical JSON, tasks): what a serial reference shares."""
+    extra = bench.get("extra_info") or {}
+    params = extra.get("params") or {}
+    return (
+        str(extra.get("workload")),
+        json.dumps(params, sort_keys=True, default=str),
+        extra.get("tasks"),
+    )
+
+
+def _usable_cpus(run: Run) -> int | None:
+    facts = run.machine_info.get("boundbench") or {}
+    for value in (facts.get("cpu_usable"), facts.get("cpu_count")):
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
+    """Every cell of ``run`` in the unit of ``mode``, and why others cannot be measured."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    out: dict[str, Measure] = {}
+    unmeasured: dict[str, str] = {}
+    serial: dict[tuple[str, str, Any], float] = {}
+    if mode != "time":
+        for bench in run.benchmarks:
+            if (bench.get("extra_info") or {}).get("model") == "serial":
+                serial.setdefault(_cell_of(bench), _times(run, bench)[0])
+    for bench in run.benchmarks:
+        key = cell_key(bench)
+        if key in out or key in unmeasured:
+            raise InputError(f"{run.path}: benchmark {key} appears twice (corrupt run?)")
+        median, rounds = _times(run, bench)
+        extra = bench.get("extra_info") or {}
+        is_serial = extra.get("model") == "serial"
+        reference = serial.get(_cell_of(bench))
+        if mode == "time":
+            scale = None
+        elif mode == "speedup":
+            if is_serial:
+                unmeasured[key] = "the serial reference itself (speedup 1 by definition)"
+                continue
+            if reference is None:
+                unmeasured[key] = "no serial cell with the same workload, parameters and tasks"
+                continue
+            scale = reference
+        else:
+            ideal = extra.get("ideal_s")
+            if isinstance(ideal, int | float) and not isinstance(ideal, bool) and ideal > 0:
+                scale = float(ideal)
+            elif extra.get("bound") != "cpu":
+                unmeasured[key] = "no ideal_s and not CPU work: ideal unknown"
+                continue
+            elif is_serial:
+                unmeasured[key] = "the serial reference itself (its ideal is its own time)"
+                continue
+            elif reference is None:
+                unmeasured[key] = "no serial cell to derive the ideal time from"
+                continue
+            else:
+                cpus = _usable_cpus(run)
+                if cpus is None:
+                    unmeasured[key] = "no CPU count in machine_info: ideal unknown"
+                    continue
+                workers = extra.get("workers") or 1
+                tasks = extra.get("tasks") or 1
+                scale = reference / max(1, min(cpus, int(workers), int(tasks)))
+        if scale is not None:
+            median = scale / median
+            rounds = tuple(scale / value for value in rounds)
+        out[key] = Measure(
+            key=key,
+            name=str(bench.get("name") or key),
+            group=str(bench.get("group") or extra.get("workload") or ""),
+            value=median,
+            rounds=rounds,
+        )
+    return out, unmeasured
+
+
+def compare_cell(baseline: Measure, current: Measure, settings: Settings) -> Row:
+    higher = HIGHER_IS_BETTER[settings.mode]
+    effect = settings.effect_for(current)
+    worse_by = baseline.value / current.value if higher else current.value / baseline.value
+    n_base, n_cur = len(baseline.rounds), len(current.rounds)
+    # A hair of tolerance so that an exact 10% change meets a 10% minimum effect.
+    slower = worse_by >= (1.0 + effect) * (1 - 1e-9)
+    faster = worse_by <= (1.0 / (1.0 + effect)) * (1 + 1e-9)
+    p: float | None = None
+    fallback: str | None = None
+    if not n_base or not n_cur:
+        method, fallback = THRESHOLD, "no round data"
+    elif not _stats.can_test(n_base, n_cur, settings.alpha):
+        method = THRESHOLD
+        fallback = f"{n_base}+{n_cur} rounds, min p {_stats.min_p_value(n_base, n_cur):.2g}"
+    else:
+        method = MWU
+        if worse_by >= 1.0:
+            p = _stats.p_worse(baseline.rounds, current.rounds, higher_is_better=higher)
+            slower = slower and p <= settings.alpha
+            faster = False
+        else:
+            p = _stats.p_better(baseline.rounds, current.rounds, higher_is_better=higher)
+            faster = faster and p <= settings.alpha
+            slower = False
+    verdict = "regression" if slower else "improved" if faster else "ok"
+    return Row(
+        key=current.key,
+        name=current.name,
+        group=current.group,
+        baseline=baseline.value,
+        current=current.value,
+        change=current.value / baseline.value - 1.0,
+        worse_by=worse_by,
+        min_effect=effect,
+        method=method,
+        fallback=fallback,
+        p=p,
+        rounds=(n_base, n_cur),
+        verdict=verdict,
+    )
+
+
+def compare_runs(baseline: Run, current: Run, settings: Settings) -> Comparison:
+    """Compare every cell the two runs share; InputError if there is none to compare."""
+    base, base_out = measures(baseline, settings.mode)
+    cur, cur_out = measures(current, settings.mode)
+    base_keys = set(base) | set(base_out)
+    cur_keys = set(cur) | set(cur_out)
+    common = sorted(base_keys & cur_keys)
+    if not common:
+        raise InputError(
+            f"no cells in common: the baseline has {len(base_keys)} benchmark(s), the "
+            f"current run {len(cur_keys)}, and no fullname appears in both "
+            f"(e.g. {_example(base_keys)} vs {_example(cur_keys)})"
+        )
+    rows: list[Row] = []
+    not_compared: dict[str, str] = {}
+    for key in common:
+        if key in base and key in cur:
+            rows.append(compare_cell(base[key], cur[key], settings))
+        else:
+            not_compared[key] = base_out.get(key) or cur_out.get(key) or "?"
+    if not rows:
+        reasons = sorted(set(not_compared.values()))
+        raise InputError(
+            f"none of the {len(common)} cells in common can be compared in "
+            f"{settings.mode} mode ({'; '.join(reasons)}); run the serial cells too, "
+            "or use --mode time"
+        )
+    return Comparison(
+        settings=settings,
+        rows=rows,
+        only_baseline=sorted(base_keys - cur_keys),
+        only_current=sorted(cur_keys - base_keys),
+        not_compared=not_compared,
+    )
+
+
+def _example(keys: set[str]) -> str:
+    return min(keys) if keys else "nothing"
+
+
+# Facts that make two runs' absolute times incomparable (machine), and facts that
+# change how concurrency behaves (interpreter).
+_MACHINE_FACTS = (
+    ("machine", lambda info: info.get("node")),
+    ("CPU", lambda info: (info.get("cpu") or {}).get("brand_raw")),
+    (
+        "CPU count",
+        lambda info: _facts(info).get("cpu_count") or (info.get("cpu") or {}).get("count"),
+    ),
+    ("usable CPUs", lambda info: _facts(info).get("cpu_usable")),
+)
+_INTERPRETER_FACTS = (
+    ("Python", lambda info: _facts(info).get("python_version") or info.get("python_version")),
+    (
+        "implementation",
+        lambda info: _facts(info).get("python_implementation") or info.get("python_implementation"),
+    ),
+    ("GIL enabled", lambda info: _facts(info).get("gil_enabled")),
+    ("free-threading build", lambda info: _facts(info).get("free_threading_build")),
+    ("switch interval", lambda info: _facts(info).get("switch_interval")),
+    ("default start method", lambda info: _facts(info).get("default_start_method")),
+)
+
+
+def _facts(info: dict[str, Any]) -> dict[str, Any]:
+    facts = info.get("boundbench")
+    return facts if isinstance(facts, dict) else {}
+
+
+def _differences(baseline: Run, current: Run, facts: Sequence[Any]) -> list[str]:
+    out = []
+    for label, get in facts:
+        before, after = get(baseline.machine_info), get(current.machine_info)
+        if before is not None and after is not None and before != after:
+            out.append(f"{label} {before!r} vs {after!r}")
+    return out
+
+
+def machine_differences(baseline: Run, current: Run) -> tuple[list[str], list[str]]:
+    """(machine differences, interpreter differences) between two runs, as phrases."""
+    return (
+        _differences(baseline, current, _MACHINE_FACTS),
+        _differences(baseline, current, _INTERPRETER_FACTS),
+    )

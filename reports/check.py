@@ -1,0 +1,565 @@
+"""``python -m reports check``: is the current run slower than the baseline?
+
+parse_args() -> select() -> compare -> render -> main().  Exit 0: no regression;
+1: at least one regression; 2: bad input or usage (one line on stderr, never a
+traceback, never a pass on nothing).  Inputs are only read.
+
+A cell regresses when it is worse by at least the minimum effect (10% by default,
+settable per group) *and* the rounds say so: a one-sided Mann-Whitney U test at
+alpha 0.01.  With too few rounds for the test to ever reach alpha (3+3 rounds cannot
+go below p = 0.05), or with summary statistics only, the threshold alone decides and
+the output says so.  See docs/ci.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _stats
+from ._compare import (
+    DEFAULT_MIN_EFFECT,
+    MODE_TITLES,
+    MODES,
+    MWU,
+    Comparison,
+    InputError,
+    Row,
+    Settings,
+    compare_runs,
+    machine_differences,
+)
+from ._runs import DEFAULT_STORAGE, Run, RunError, find_run_files, read_run
+
+PROG = "python -m reports check"
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass
+class Selection:
+    baseline: Run
+    current: Run
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- command line -------------------------------------------------------------------
+
+
+def _fraction(text: str) -> float:
+    """'0.1', '10%' -> 0.1; a minimum effect must be in [0, 10)."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number like 0.1 or 10%") from None
+    if not 0 <= value < 10:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 10 (1000%)")
+    return value
+
+
+def _group_effect(text: str) -> tuple[str, float]:
+    pattern, sep, value = text.rpartition("=")
+    if not sep or not pattern.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PATTERN=EFFECT, e.g. 'io_sleep*=0.2'")
+    return pattern.strip(), _fraction(value)
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Compare a current run with a baseline, cell by cell.  Exit 0: no regression;"
+            " 1: regression found; 2: bad input or usage."
+        ),
+        epilog=(
+            "RUN is a run number as pytest-benchmark saves it (0003 or 3, looked up under"
+            " PATHS), a run file, or a folder (its latest run).  Default: the latest run"
+            " under PATHS against the run before it (from the same machine folder if there"
+            " is one)."
+        ),
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help=f"where numbered runs are looked up: files or folders (default: {DEFAULT_STORAGE})",
+    )
+    parser.add_argument("--baseline", "-b", metavar="RUN", help="the run to compare against")
+    parser.add_argument("--current", "-c", metavar="RUN", help="the run under test")
+    parser.add_argument(
+        "--mode",
+        choices=(*MODES, "auto"),
+        default="time",
+        help="time: absolute time per call (default); speedup: speedup over the serial cell"
+        " of the same run; efficiency: ideal / time within the same run (both survive a"
+        " change of machine); auto: time on the same machine and interpreter, else speedup",
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=_fraction,
+        default=DEFAULT_MIN_EFFECT,
+        metavar="E",
+        help=f"smallest change that counts, as 0.1 or 10%% (default {DEFAULT_MIN_EFFECT:g})",
+    )
+    parser.add_argument(
+        "--min-effect-group",
+        type=_group_effect,
+        action="append",
+        default=[],
+        metavar="PATTERN=E",
+        help="minimum effect for cells whose group (or fullname) matches the glob PATTERN;"
+        " repeatable, the first match wins: --min-effect-group 'io_sleep*=0.2'",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=_stats.DEFAULT_ALPHA,
+        metavar="A",
+        help="significance level of the one-sided Mann-Whitney U test"
+        f" (default {_stats.DEFAULT_ALPHA:g})",
+    )
+    parser.add_argument(
+        "--markdown",
+        "--summary",
+        dest="markdown",
+        type=Path,
+        metavar="FILE",
+        help="also write the result as Markdown (e.g. for $GITHUB_STEP_SUMMARY)",
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+# -- choosing the two runs ----------------------------------------------------------
+
+
+def _is_number(ref: str) -> bool:
+    return ref.isdigit() and not Path(ref).exists()
+
+
+def _latest(runs: list[Run]) -> Run:
+    return runs[-1]
+
+
+def _load(paths: Sequence[str | Path], why: str) -> list[Run]:
+    """Runs under ``paths`` in order (datetime, number).
+
+    Any unreadable file is an error: it might be the run that should have been picked
+    (the latest, or the one before it), and picking another would pass silently.
+    """
+    files, problems = find_run_files(paths)
+    if problems:
+        hint = "" if paths else " (run the benchmarks with --benchmark-autosave, or give PATHS)"
+        raise InputError(problems[0] + hint)
+    runs: list[Run] = []
+    for path in files:
+        try:
+            runs.append(read_run(path))
+        except RunError as exc:
+            raise InputError(f"{exc}; {why}") from None
+    runs.sort(key=_order)
+    return runs
+
+
+def _order(run: Run) -> tuple[str, int, str]:
+    return (run.datetime or "", run.number or 0, str(run.path))
+
+
+def _by_path(ref: str, what: str) -> Run:
+    path = Path(ref)
+    if path.is_dir():
+        runs = _load([path], f"needed to find the latest run for --{what}")
+        return _latest(runs)
+    if not path.exists():
+        raise InputError(f"--{what} {ref}: no such run number, file or folder")
+    try:
+        return read_run(path)
+    except RunError as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
+def _by_number(ref: str, what: str, paths: Sequence[str]) -> Run:
+    number = int(ref)
+    files, problems = find_run_files(paths)
+    if problems:
+        raise InputError(f"--{what} {ref}: {problems[0]}")
+    wanted = [path for path in files if path.name[:5] == f"{number:04d}_"]
+    where = ", ".join(paths) if paths else str(DEFAULT_STORAGE)
+    if not wanted:
+        found = sorted({path.name[:4] for path in files if path.name[:4].isdigit()})
+        listing = f" (found: {', '.join(found)})" if found else ""
+        raise InputError(f"--{what} {ref}: no run numbered {number:04d} under {where}{listing}")
+    if len(wanted) > 1:
+        raise InputError(
+            f"--{what} {ref}: {len(wanted)} runs are numbered {number:04d} under {where}"
+            f" ({', '.join(map(str, wanted))}); give the file instead"
+        )
+    try:
+        return read_run(wanted[0])
+    except RunError as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
+def _resolve(ref: str, what: str, paths: Sequence[str]) -> Run:
+    if _is_number(ref):
+        return _by_number(ref, what, paths)
+    return _by_path(ref, what)
+
+
+def _previous(current: Run, runs: list[Run]) -> Run | None:
+    """The run saved before ``current``, preferring its machine folder (as pytest-benchmark)."""
+    others = [run for run in runs if run.path.resolve() != current.path.resolve()]
+    earlier = [run for run in others if _order(run) < _order(current)]
+    same_folder = [r for r in earlier if r.path.parent == current.path.parent]
+    pool = same_folder or earlier
+    return pool[-1] if pool else None
+
+
+def select(args: argparse.Namespace) -> Selection:
+    paths: list[str] = list(args.paths)
+    where = ", ".join(paths) if paths else str(DEFAULT_STORAGE)
+    warnings: list[str] = []
+    current = _resolve(args.current, "current", paths) if args.current else None
+    baseline = _resolve(args.baseline, "baseline", paths) if args.baseline else None
+    if current is None or baseline is None:
+        runs = _load(
+            paths, "a corrupt file could hide the run to compare: remove it or name both runs"
+        )
+        if current is None:
+            pool = [
+                r for r in runs if baseline is None or r.path.resolve() != baseline.path.resolve()
+            ]
+            if not pool:
+                raise InputError(
+                    f"no current run: {where} holds no run other than the baseline"
+                    " (run the benchmarks with --benchmark-autosave, or give --current)"
+                )
+            current = _latest(pool)
+        if baseline is None:
+            baseline = _previous(current, runs)
+            if baseline is None:
+                raise InputError(
+                    f"missing baseline: no run saved before {current.path} under {where}"
+                    f" ({len(runs)} run(s) found; give --baseline RUN)"
+                )
+    if baseline.path.resolve() == current.path.resolve():
+        raise InputError(f"the baseline and the current run are the same file: {current.path}")
+    for run, what in ((baseline, "baseline"), (current, "current")):
+        warnings.extend(f"{what} {run.path}: skipped {line}" for line in run.skipped)
+    return Selection(baseline, current, warnings)
+
+
+# -- rendering ----------------------------------------------------------------------
+
+
+def _run_label(run: Run) -> str:
+    number = f"{run.number:04d}" if run.number is not None else "-"
+    commit = f", commit {run.commit[:10]}" if run.commit else ""
+    when = f", {run.datetime}" if run.datetime else ""
+    return f"run {number}: {run.path}{commit}{when}, machine {run.machine}"
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+def _value(mode: str, value: float) -> str:
+    if mode == "time":
+        return _duration(value)
+    if mode == "speedup":
+        return f"{value:.3g}x"
+    return f"{value:.3f}"
+
+
+def _significance(row: Row) -> str:
+    if row.method == MWU and row.p is not None:
+        return f"p={row.p:.2g} ({row.rounds[0]}+{row.rounds[1]} rounds)"
+    return f"threshold ({row.fallback})"
+
+
+def _verdict(row: Row, *, markdown: bool) -> str:
+    if row.verdict == "regression":
+        return "❌ REGRESSION" if markdown else "REGRESSION"
+    if row.verdict == "improved":
+        return "✅ improved" if markdown else "improved"
+    if row.method == MWU and abs(row.worse_by - 1) >= row.min_effect:
+        return "ok (not significant)"
+    return "ok"
+
+
+def _effects(settings: Settings) -> str:
+    text = f"minimum effect {settings.min_effect:.0%}"
+    if settings.group_effects:
+        text += " (" + ", ".join(f"{p}: {e:.0%}" for p, e in settings.group_effects) + ")"
+    return text
+
+
+@dataclass
+class Outcome:
+    selection: Selection
+    comparison: Comparison
+    header: list[str]
+    warnings: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REGRESSION if self.comparison.regressions else EXIT_OK
+
+
+def _headline(comparison: Comparison) -> str:
+    rows, bad = comparison.rows, comparison.regressions
+    better = comparison.improvements
+    if bad:
+        return f"REGRESSION: {len(bad)} of {_cells(len(rows))} slower"
+    extra = f", {len(better)} improved" if better else ""
+    return f"no regression: {_cells(len(rows))} compared{extra}"
+
+
+def _cells(count: int) -> str:
+    return f"{count} cell" if count == 1 else f"{count} cells"
+
+
+def _describe(selection: Selection, comparison: Comparison, mode_note: str | None) -> list[str]:
+    settings = comparison.settings
+    rows = comparison.rows
+    tested = sum(row.method == MWU for row in rows)
+    lines = [
+        f"baseline: {_run_label(selection.baseline)}",
+        f"current:  {_run_label(selection.current)}",
+        f"mode: {MODE_TITLES[settings.mode]}" + (f" ({mode_note})" if mode_note else ""),
+    ]
+    test = f"one-sided Mann-Whitney U, alpha {settings.alpha:g}, and {_effects(settings)}"
+    if tested == len(rows):
+        lines.append(f"significance: {test}")
+    else:
+        fallbacks: dict[str, int] = {}
+        for row in rows:
+            if row.method != MWU:
+                reason = "no round data" if row.fallback == "no round data" else "too few rounds"
+                fallbacks[reason] = fallbacks.get(reason, 0) + 1
+        why = ", ".join(f"{count} with {reason}" for reason, count in fallbacks.items())
+        if tested:
+            lines.append(f"significance: {test}, for {tested} of {len(rows)} cells")
+        lines.append(
+            f"threshold fallback for {len(rows) - tested} of {len(rows)} cells ({why}):"
+            f" {_effects(settings)} decides alone, without a significance test"
+        )
+        if "no round data" in fallbacks:
+            lines.append("  (raw rounds are kept by --benchmark-save-data; the profiles set it)")
+        if "too few rounds" in fallbacks:
+            need = next(n for n in range(1, 100) if _stats.can_test(n, n, settings.alpha))
+            lines.append(
+                f"  (the test needs at least {need}+{need} rounds to reach alpha"
+                f" {settings.alpha:g}; use a profile with more rounds)"
+            )
+    return lines
+
+
+def _warnings(selection: Selection, comparison: Comparison) -> list[str]:
+    out = list(selection.warnings)
+    base, cur = selection.baseline, selection.current
+    machine, interpreter = machine_differences(base, cur)
+    for run, what in ((base, "baseline"), (cur, "current")):
+        if not run.machine_info.get("boundbench"):
+            out.append(f"{what} run has no boundbench machine info: cannot tell if machines match")
+    if machine:
+        out.append("different machines: " + "; ".join(machine))
+    if interpreter:
+        out.append("different interpreters: " + "; ".join(interpreter))
+    if (machine or interpreter) and comparison.settings.mode == "time":
+        out.append(
+            "absolute times from different machines or interpreters are not comparable;"
+            " consider --mode speedup"
+        )
+    if comparison.only_baseline:
+        out.append(
+            f"{len(comparison.only_baseline)} cell(s) only in the baseline (not run this"
+            f" time?): {_some(comparison.only_baseline)}"
+        )
+    if comparison.only_current:
+        out.append(
+            f"{len(comparison.only_current)} new cell(s), not in the baseline:"
+            f" {_some(comparison.only_current)}"
+        )
+    if comparison.not_compared:
+        reasons: dict[str, int] = {}
+        for reason in comparison.not_compared.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        detail = "; ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+        out.append(f"{len(comparison.not_compared)} cell(s) not compared: {detail}")
+    return out
+
+
+def _some(keys: list[str], limit: int = 3) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _names(rows: list[Row]) -> list[str]:
+    names = [row.name for row in rows]
+    return names if len(set(names)) == len(names) else [row.key for row in rows]
+
+
+def _table(outcome: Outcome, *, markdown: bool) -> list[list[str]]:
+    mode = outcome.comparison.settings.mode
+    rows = outcome.comparison.rows
+    return [
+        [
+            name,
+            _value(mode, row.baseline),
+            _value(mode, row.current),
+            f"{row.change:+.1%}",
+            _significance(row),
+            _verdict(row, markdown=markdown),
+        ]
+        for name, row in zip(_names(rows), rows, strict=True)
+    ]
+
+
+COLUMNS = ("cell", "baseline", "current", "change", "significance", "verdict")
+
+
+def render_text(outcome: Outcome) -> str:
+    cells = [list(COLUMNS), *_table(outcome, markdown=False)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    right = {1, 2, 3}
+
+    def line(row: list[str]) -> str:
+        parts = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [f"boundbench check: {_headline(outcome.comparison)}", *outcome.header]
+    out.extend(f"warning: {text}" for text in outcome.warnings)
+    out.append("")
+    out.append(line(cells[0]))
+    out.append(line(["-" * w for w in widths]))
+    out.extend(line(row) for row in cells[1:])
+    out.append("")
+    out.append(_footer(outcome))
+    return "\n".join(out) + "\n"
+
+
+def _footer(outcome: Outcome) -> str:
+    bad = outcome.comparison.regressions
+    if not bad:
+        return "verdict: no regression (exit 0)"
+    names = dict(
+        zip([r.key for r in outcome.comparison.rows], _names(outcome.comparison.rows), strict=True)
+    )
+    listed = ", ".join(f"{names[row.key]} {row.change:+.1%}" for row in bad)
+    return f"verdict: {len(bad)} regression(s): {listed} (exit 1)"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(outcome: Outcome) -> str:
+    icon = "❌" if outcome.comparison.regressions else "✅"
+    out = [f"## {icon} boundbench check: {_headline(outcome.comparison)}", ""]
+    out.extend(
+        f"  - {_md(line.strip())}" if line.startswith("  ") else f"- {_md(line)}"
+        for line in outcome.header
+    )
+    if outcome.warnings:
+        out.append("")
+        out.extend(f"> ⚠️ {_md(text)}  " for text in outcome.warnings)
+    out.append("")
+    out.append("| " + " | ".join(COLUMNS) + " |")
+    out.append("|" + "|".join(("---", "---:", "---:", "---:", "---", "---")) + "|")
+    for cells in _table(outcome, markdown=True):
+        cells[0] = f"`{cells[0]}`"
+        out.append("| " + " | ".join(_md(cell) for cell in cells) + " |")
+    out.append("")
+    out.append(_md(_footer(outcome)))
+    return "\n".join(out) + "\n"
+
+
+def render_error(message: str) -> str:
+    return (
+        "## ⚠️ boundbench check: bad input (exit 2)\n\n"
+        f"{_md(message)}\n\nNo comparison was made; this is not a pass.\n"
+    )
+
+
+# -- main ---------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace) -> Outcome:
+    selection = select(args)
+    mode, note = args.mode, None
+    if mode == "auto":
+        machine, interpreter = machine_differences(selection.baseline, selection.current)
+        unknown = not (
+            selection.baseline.machine_info.get("boundbench")
+            and selection.current.machine_info.get("boundbench")
+        )
+        if machine or interpreter or unknown:
+            mode, note = "speedup", "auto: the runs come from different machines or interpreters"
+        else:
+            mode, note = "time", "auto: same machine and interpreter"
+    settings = Settings(
+        mode=mode,
+        alpha=args.alpha,
+        min_effect=args.min_effect,
+        group_effects=tuple(args.min_effect_group),
+    )
+    comparison = compare_runs(selection.baseline, selection.current, settings)
+    header = _describe(selection, comparison, note)
+    return Outcome(selection, comparison, header, _warnings(selection, comparison))
+
+
+def _write(path: Path, text: str) -> str | None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return f"cannot write {path}: {exc.strerror or exc}"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse: usage error (2) or --help (0)
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        outcome = run_check(args)
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        if args.markdown:
+            _write(args.markdown, render_error(str(exc)))
+        return EXIT_BAD_INPUT
+    sys.stdout.write(render_text(outcome))
+    if args.markdown:
+        problem = _write(args.markdown, render_markdown(outcome))
+        if problem:
+            print(f"{PROG}: error: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

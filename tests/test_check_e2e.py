@@ -1,0 +1,103 @@
+"""End to end on this machine: real quick-profile runs, then ``python -m reports check``.
+
+Two runs of unchanged code must pass; a run with one workload made 1.5x slower (the
+harness's test-only ``BOUNDBENCH_SLOWDOWN``) must fail.  pytest-benchmark's own
+``--benchmark-compare-fail`` is shown to keep working on the same runs.
+
+The cells are ``io_sleep`` under serial and threads, not ``cpu_loop``: with the quick
+profile's 3 rounds the check falls back to the 10% threshold, and on a shared 2-core
+machine a ~20 ms CPU cell drifts by far more than 10% from one run to the next
+(measured: serial cpu_loop medians from 15.8 to 28.1 ms over 8 runs), while sleeps
+stay within ~3%.  A CPU selection would test the machine's load, not the check.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reports.check import main
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SELECTION = "io_sleep and (serial or threads) and 10-"
+SLOWDOWN = "io_sleep=1.5"
+
+
+def bench_run(storage: Path, slowdown: str | None = None, *options: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "BOUNDBENCH_SLOWDOWN"}
+    if slowdown:
+        env["BOUNDBENCH_SLOWDOWN"] = slowdown
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks/",
+        "--profile",
+        "quick",
+        f"--benchmark-storage=file://{storage}",
+        *(options or ["--benchmark-autosave"]),
+        "-k",
+        SELECTION,
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if not options:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.returncode
+
+
+def rows(out: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in out.splitlines() if line.startswith("test_io_sleep[")}
+
+
+def test_unchanged_runs_pass_and_a_slowed_workload_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "storage"
+    bench_run(storage)
+    bench_run(storage)
+    runs = sorted(storage.rglob("*.json"))
+    assert [path.name[:4] for path in runs] == ["0001", "0002"]
+
+    assert main([str(storage)]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    compared = len(rows(out))
+    assert compared >= 2
+    assert f"threshold fallback for {compared} of {compared} cells" in out
+    assert main([str(storage), "--mode", "speedup"]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+
+    bench_run(storage, slowdown=SLOWDOWN)
+    summary = tmp_path / "summary.md"
+    assert main([str(storage), "--markdown", str(summary)]) == 1
+    out = capsys.readouterr().out
+    print(out)  # shown with -s: the figures the report quotes
+    assert "baseline: run 0002" in out
+    assert "current:  run 0003" in out
+    table = rows(out)
+    assert len(table) == compared
+    for line in table.values():
+        assert line.rstrip().endswith("REGRESSION"), line
+        change = float(line.split("%")[0].split()[-1])
+        assert 35 <= change <= 65, line
+    assert "REGRESSION" in summary.read_text(encoding="utf-8")
+
+    # The documented blind spot of the normalized mode: serial slowed alike, speedup kept.
+    assert main([str(storage), "--mode", "speedup"]) == 0, capsys.readouterr().out
+
+    # pytest-benchmark's own gate still works beside it (run 0003 is the slowed one).
+    compare = ("--benchmark-compare=0003", "--benchmark-compare-fail=median:25%")
+    assert bench_run(storage, None, *compare) == 0
+    assert bench_run(storage, None, "--benchmark-compare=0002", compare[1]) == 0
+    assert bench_run(storage, SLOWDOWN, "--benchmark-compare=0002", compare[1]) == 1
+    assert len(sorted(storage.rglob("*.json"))) == 3
