@@ -1,0 +1,207 @@
+"""Network cells: every echo server style x payload x connections, over loopback.
+
+One server process per style (own process group, killed when its cells are done, so a
+spinning ``nonblocking`` server never steals a core from another style's cells) and one
+load client whose worker processes serve every cell.  Each round connects untimed, then
+times ``requests`` echoes spread over the connections; every echoed byte is verified,
+outside the timing.  ``extra_info`` carries throughput, latency percentiles (over all
+measured rounds) and the server's and the client's CPU seconds per round.
+
+Profiles (budget for all net cells on a 2-core machine):
+- ``quick`` (~10 s): 1 KiB x 10 connections per style, 3000 requests, 3 rounds.
+- ``standard`` (~50 s, budget 75 s): 64 B, 1 KiB, 64 KiB x 1, 10, 100 connections;
+  3000 requests (800 at 64 KiB) a round, 3 rounds after 1 warm-up.
+- ``full`` (~5 min): the same matrix, 5x the requests, 5 rounds after 1 warm-up.
+
+Before its first cell each server idles for ``idle_window`` seconds with one connection
+open; its CPU use meanwhile is ``server_idle_cpu_util`` (cores): ~0 for every style that
+waits in the kernel, ~1 for the ``nonblocking`` busy-poll loop.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from workloads.net import STYLES, LoadClient, LoadResult, ServerProcess, unavailable_styles
+from workloads.net.load import PERCENTILES, percentile
+
+
+@dataclass(frozen=True)
+class NetProfile:
+    payloads: tuple[int, ...]
+    connections: tuple[int, ...]
+    # payload -> requests per round (over all connections)
+    requests: dict[int, int]
+    rounds: int
+    warmup: int
+    idle_window: float
+
+
+NET_PROFILES = {
+    "quick": NetProfile((1024,), (10,), {1024: 3000}, rounds=3, warmup=0, idle_window=0.3),
+    "standard": NetProfile(
+        (64, 1024, 65536),
+        (1, 10, 100),
+        {64: 3000, 1024: 3000, 65536: 800},
+        rounds=3,
+        warmup=1,
+        idle_window=0.5,
+    ),
+    "full": NetProfile(
+        (64, 1024, 65536),
+        (1, 10, 100),
+        {64: 15000, 1024: 15000, 65536: 4000},
+        rounds=5,
+        warmup=1,
+        idle_window=2.0,
+    ),
+}
+
+
+def _profile_name(config: pytest.Config) -> str:
+    name = config.getoption("profile", default="standard")
+    return name if name in NET_PROFILES else "standard"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.function.__name__ != "test_echo":
+        return
+    profile = NET_PROFILES[_profile_name(metafunc.config)]
+    missing = unavailable_styles()
+    styles = [
+        pytest.param(
+            name, id=name, marks=pytest.mark.skipif(name in missing, reason=missing.get(name, ""))
+        )
+        for name in STYLES
+    ]
+    # Module scope: all cells of a style run together on one server process.
+    metafunc.parametrize("style", styles, scope="module")
+    metafunc.parametrize("payload", profile.payloads, ids=str)
+    metafunc.parametrize("connections", profile.connections, ids=str)
+
+
+@dataclass
+class RunningServer:
+    process: ServerProcess
+    idle_cpu_util: float
+
+
+def _idle_cpu(server: ServerProcess, window: float) -> float:
+    """The server's CPU use (cores) while it holds one idle connection."""
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(b"warm-up")
+        assert sock.recv(64) == b"warm-up"
+        time.sleep(0.05)
+        before = server.cpu_seconds()
+        time.sleep(window)
+        return (server.cpu_seconds() - before) / window
+
+
+@pytest.fixture(scope="module")
+def net_server(style: str, request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    window = NET_PROFILES[_profile_name(request.config)].idle_window
+    server = ServerProcess(style)
+    try:
+        server.start()
+        yield RunningServer(server, _idle_cpu(server, window))
+    finally:  # also when start() fails half-way or on Ctrl-C: kill the process group
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def load_client() -> Iterator[LoadClient]:
+    client = LoadClient()
+    try:
+        yield client.start()
+    finally:
+        client.close()
+
+
+def _summary(results: list[LoadResult], server_cpu: list[float]) -> dict[str, Any]:
+    """Figures over the measured rounds: rates from totals, percentiles from all samples."""
+    wall = sum(r.wall_s for r in results)
+    requests = sum(r.requests for r in results)
+    latencies = sorted(x for r in results for x in r.latencies_s)
+    size = results[0].size
+    rounds = len(results)
+    figures = {
+        "throughput_rps": requests / wall if wall else 0.0,
+        "throughput_mb_s": requests * size / wall / 1e6 if wall else 0.0,
+        **{
+            f"latency_{name}_ms": percentile(latencies, q) * 1000 for name, q in PERCENTILES.items()
+        },
+        "latency_max_ms": latencies[-1] * 1000 if latencies else 0.0,
+        "errors": sum(r.errors for r in results),
+        "server_cpu_s": sum(server_cpu) / rounds,
+        "client_cpu_s": sum(r.client_cpu_s for r in results) / rounds,
+    }
+    figures["cpu_s"] = figures["server_cpu_s"] + figures["client_cpu_s"]
+    figures["server_cpu_util"] = sum(server_cpu) / wall if wall else 0.0
+    figures["client_cpu_util"] = sum(r.client_cpu_s for r in results) / wall if wall else 0.0
+    return figures
+
+
+def test_echo(
+    benchmark: Any,
+    request: pytest.FixtureRequest,
+    net_server: RunningServer,
+    load_client: LoadClient,
+    style: str,
+    payload: int,
+    connections: int,
+) -> None:
+    profile_name = _profile_name(request.config)
+    profile = NET_PROFILES[profile_name]
+    requests = profile.requests[payload]
+    if load_client.broken:  # a worker died in an earlier cell: start afresh
+        load_client.close()
+        load_client.broken = None
+        load_client.start()
+    server = net_server.process
+    results: list[LoadResult] = []
+    server_cpu: list[float] = []
+    cpu_mark = [0.0]
+
+    def setup() -> None:
+        load_client.prepare(*server.address, connections, requests, payload)
+        cpu_mark[0] = server.cpu_seconds()
+
+    def one_round() -> LoadResult:
+        result = load_client.go()
+        server_cpu.append(server.cpu_seconds() - cpu_mark[0])
+        results.append(result)
+        return result
+
+    benchmark.group = f"echo:{payload}B:{connections}c"
+    benchmark.pedantic(one_round, setup=setup, rounds=profile.rounds, warmup_rounds=profile.warmup)
+
+    for result in results:  # warm-up included: a wrong echo is never acceptable
+        assert result.errors == 0, result.error_samples
+        assert result.verified, f"echo not verified: {result.error_samples}"
+    assert server.alive(), f"{style} server died"
+    measured = results[-profile.rounds :] if benchmark.enabled else results
+    cpu = server_cpu[-len(measured) :]
+    benchmark.extra_info.update(
+        {
+            "bound": "net",
+            "workload": "echo",
+            "model": style,
+            "flavour": STYLES[style].flavour,
+            "tasks": connections,
+            "workers": measured[0].processes,
+            "params": {"payload": payload, "connections": connections, "requests": requests},
+            "profile": profile_name,
+            "payload": payload,
+            "connections": connections,
+            "requests": requests,
+            "client": "processes",
+            "server_idle_cpu_util": net_server.idle_cpu_util,
+            **_summary(measured, cpu),
+        }
+    )
