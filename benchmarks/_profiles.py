@@ -52,7 +52,8 @@ PROFILES: dict[str, Profile] = {
     "standard": Profile(
         name="standard",
         params={
-            "cpu_loop": {"n": 1_500_000, "yield_every": 1_000},
+            # ~0.2 s per task: long enough that a scheduling hiccup on one core is noise.
+            "cpu_loop": {"n": 3_000_000, "yield_every": 1_000},
             "cpu_native": {"size": 1 << 20, "rounds": 64},
             # 100 ms per task: fixed per-run costs (100 submissions, a pipe round trip)
             # stay a few percent of the ideal.
