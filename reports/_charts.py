@@ -43,14 +43,15 @@ PALETTE = {
     "uvloop": "#e377c2",
     "interpreters": "#17becf",
     "dask": "#bcbd22",
-    "selectors": "#ff7f0e",
+    # Network server styles: a family shares a hue (asyncio's, threads'), no two alike.
+    "threaded": "#aec7e8",
+    "asyncio_protocol": "#c5b0d5",
+    "nonblocking": "#7f7f7f",
     "select": "#ff7f0e",
-    "epoll": "#ffbb78",
-    "forking": "#ff9896",
-    "blocking": "#7f7f7f",
+    "selectors": "#ffbb78",
 }
 # Names not known above get these, in sorted order, so every chart of one report agrees.
-_SPARE = ("#17becf", "#bcbd22", "#aec7e8", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d")
+_SPARE = ("#98df8a", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#ff9896", "#393b79", "#637939")
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "++", "--")
 MARKERS = {"cpu": "o", "io": "s", "mixed": "D", "net": "^"}
 SEED_WORKLOADS = ("seed_cpu", "seed_io")

@@ -307,3 +307,13 @@ def test_500_benchmarks_are_reported(tmp_path: Path) -> None:
                              commit="a" * 40))  # fmt: skip
     assert main([str(src), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert len(pd.read_csv(tmp_path / "out" / "results.csv")) == len(benches)
+
+
+def test_every_model_and_server_style_has_its_own_colour() -> None:
+    from reports._charts import PALETTE
+    from workloads.models import MODELS
+    from workloads.net import STYLES
+
+    names = [*MODELS, *(style for style in STYLES if style not in MODELS)]
+    colours = [PALETTE[name] for name in names]
+    assert len(set(colours)) == len(colours), dict(zip(names, colours, strict=True))
