@@ -106,3 +106,30 @@ def test_first_line_is_the_address(servers: Servers, style: str) -> None:
     assert 0 < server.port < 65536
     assert served(server.address)
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("command", ["serve", "load"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1"])
+def test_a_host_off_the_loopback_is_a_usage_error(command: str, host: str) -> None:
+    args = ["--style", "select"] if command == "serve" else ["--port", "9", "--requests", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "workloads.net", command, "--host", host, *args],
+        capture_output=True, text=True, timeout=30, env=child_env(), check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"'{host}' is not a loopback address" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_the_python_api_refuses_a_host_off_the_loopback() -> None:
+    from workloads.net import run_load, run_thread_clients
+    from workloads.net._common import make_listener
+
+    with pytest.raises(ValueError, match="not a loopback address"):
+        make_listener("0.0.0.0")
+    with pytest.raises(ValueError, match="not a loopback address"):
+        run_load("192.0.2.1", 9, connections=1, requests=1, size=1)
+    with pytest.raises(ValueError, match="not a loopback address"):
+        run_thread_clients("192.0.2.1", 9, connections=1, requests=1, size=1)
+    make_listener("localhost").close()

@@ -23,6 +23,7 @@ from ._common import (
     config_from_args,
     configure_logging,
     exit_with_parent,
+    loopback_host,
     make_listener,
     server_arg_parser,
 )
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     load = commands.add_parser(
         "load", help="drive an echo server", description="Drive an echo server and measure it."
     )
-    load.add_argument("--host", default=DEFAULT_HOST)
+    load.add_argument("--host", type=loopback_host, default=DEFAULT_HOST, help="loopback only")
     load.add_argument("--port", type=int, required=True)
     load.add_argument("--connections", type=int, default=10, help="concurrent connections")
     load.add_argument(

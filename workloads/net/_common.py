@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import ctypes
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -78,10 +79,40 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
 
 
+def check_loopback(host: str) -> None:
+    """Raise ValueError unless every address ``host`` names is on the loopback.
+
+    The servers and the load client exist to be benchmarked here: nothing of ours may
+    listen on, or send load to, a network another machine can reach.
+    """
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ValueError(f"cannot resolve {host!r}: {exc}") from exc
+    addresses = {str(info[4][0]) for info in infos}
+    outside = sorted(a for a in addresses if not ipaddress.ip_address(a).is_loopback)
+    if outside:
+        raise ValueError(
+            f"{host!r} is not a loopback address ({', '.join(outside)}): boundbench binds "
+            "and sends load on 127.0.0.0/8 only"
+        )
+
+
+def loopback_host(host: str) -> str:
+    """argparse type: ``host`` if it is loopback, else a usage error saying why."""
+    try:
+        check_loopback(host)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return host
+
+
 def server_arg_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The options every server takes (the gevent server parses them in its own process)."""
     parser = argparse.ArgumentParser(prog=prog, add_help=False)
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (loopback)")
+    parser.add_argument(
+        "--host", type=loopback_host, default=DEFAULT_HOST, help="address to bind (loopback only)"
+    )
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
     parser.add_argument("--backlog", type=int, default=BACKLOG, help="listen backlog")
     parser.add_argument(
@@ -131,6 +162,7 @@ def exit_with_parent(parent_pid: int | None) -> None:
 
 def make_listener(host: str = DEFAULT_HOST, port: int = 0, backlog: int = BACKLOG) -> socket.socket:
     """A listening TCP socket with SO_REUSEADDR (a restarted server rebinds its port at once)."""
+    check_loopback(host)  # refuse before binding, whoever calls
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -25,6 +25,7 @@ from array import array
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._common import check_loopback
 from ._ipc import ChannelError, receive, write_message
 from ._launch import child_env, kill_group
 
@@ -252,6 +253,7 @@ class LoadClient:
         seed: int = 0,
     ) -> None:
         """Connect (not timed): each worker opens its share of the connections."""
+        check_loopback(host)
         if not self.workers:
             self.start()
         if self.broken:

@@ -17,6 +17,7 @@ import time
 from array import array
 from typing import Any
 
+from ._common import check_loopback
 from .load import DEFAULT_TIMEOUT, LoadError, LoadResult, merge, split
 
 RECV_SIZE = 256 * 1024
@@ -100,6 +101,7 @@ def run_thread_clients(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> LoadResult:
     """``connections`` threads, ``requests`` in total; a ``LoadResult`` like ``run_load``."""
+    check_loopback(host)
     counts = split(requests, connections) if duration is None else [0] * connections
     start = threading.Barrier(connections + 1)
     out: dict[int, dict[str, Any]] = {}
