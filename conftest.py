@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, gevent_patched
+from benchmarks._harness import ModelCache, default_workers, gevent_patched
 from benchmarks._profiles import DEFAULT_PROFILE, PROFILE_NAMES, PROFILES, Profile
 from workloads import machine_facts
 from workloads.models import DEFAULT_START_METHOD, MODELS, START_METHODS, unavailable_models
@@ -94,6 +94,17 @@ def model_params(config: pytest.Config, cells: list[tuple[str, int, int]]) -> li
             pytest.param(model, tasks, workers, id=f"{model}-{tasks}-{workers}", marks=marks)
         )
     return params
+
+
+def parametrize_cells(metafunc: pytest.Metafunc, bound: str, task_counts: tuple[int, ...]) -> None:
+    """Parametrize (model, tasks, workers): every model, each task count, its worker counts."""
+    cells = [
+        (model, tasks, workers or (1 if model == "serial" else tasks))
+        for tasks in task_counts
+        for model in MODELS
+        for workers in default_workers(model, bound, tasks)
+    ]
+    metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))
 
 
 @pytest.fixture(scope="session")

@@ -6,22 +6,15 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, default_workers, run_cell
+from benchmarks._harness import ModelCache, run_cell
 from benchmarks._profiles import Profile
-from conftest import get_profile, model_params
+from conftest import get_profile, parametrize_cells
 from workloads.models import MODELS
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if {"model", "tasks", "workers"} <= set(metafunc.fixturenames):
-        profile = get_profile(metafunc.config)
-        cells = [
-            (model, tasks, workers or (1 if model == "serial" else tasks))
-            for tasks in profile.cpu_tasks
-            for model in MODELS
-            for workers in default_workers(model, "cpu", tasks)
-        ]
-        metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))
+        parametrize_cells(metafunc, "cpu", get_profile(metafunc.config).cpu_tasks)
 
 
 def _run(

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, default_workers, ideal_seconds, run_cell
+from benchmarks._harness import ModelCache, ideal_seconds, run_cell
 from benchmarks._profiles import Profile
-from conftest import get_profile, model_params
+from conftest import get_profile, parametrize_cells
 from workloads import get_workload
 from workloads.models import MODELS
 
@@ -19,14 +19,7 @@ SLOW_CELL_S = 0.5
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if {"model", "tasks", "workers"} <= set(metafunc.fixturenames):
-        profile = get_profile(metafunc.config)
-        cells = [
-            (model, tasks, workers or (1 if model == "serial" else tasks))
-            for tasks in profile.io_tasks
-            for model in MODELS
-            for workers in default_workers(model, "io", tasks)
-        ]
-        metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))
+        parametrize_cells(metafunc, "io", get_profile(metafunc.config).io_tasks)
 
 
 def test_io_sleep(
