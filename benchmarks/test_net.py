@@ -8,9 +8,9 @@ outside the timing.  ``extra_info`` carries throughput, latency percentiles (ove
 measured rounds) and the server's and the client's CPU seconds per round.
 
 Profiles (budget for all net cells on a 2-core machine):
-- ``quick`` (~10 s): 1 KiB x 10 connections per style, 3000 requests, 3 rounds.
-- ``standard`` (~50 s, budget 75 s): 64 B, 1 KiB, 64 KiB x 1, 10, 100 connections;
-  3000 requests (800 at 64 KiB) a round, 3 rounds after 1 warm-up.
+- ``quick`` (~12 s): 1 KiB x 10 connections per style, 3000 requests, 5 rounds after 1 warm-up.
+- ``standard`` (~70 s): 64 B, 1 KiB, 64 KiB x 1, 10, 100 connections;
+  3000 requests (800 at 64 KiB) a round, 5 rounds after 1 warm-up.
 - ``full`` (~5 min): the same matrix, 5x the requests, 5 rounds after 1 warm-up.
 
 Before its first cell each server idles for ``idle_window`` seconds with one connection
@@ -44,12 +44,13 @@ class NetProfile:
 
 
 NET_PROFILES = {
-    "quick": NetProfile((1024,), (10,), {1024: 3000}, rounds=3, warmup=0, idle_window=0.3),
+    # 5 rounds: the fewest with which the regression check's rank test can decide.
+    "quick": NetProfile((1024,), (10,), {1024: 3000}, rounds=5, warmup=1, idle_window=0.3),
     "standard": NetProfile(
         (64, 1024, 65536),
         (1, 10, 100),
         {64: 3000, 1024: 3000, 65536: 800},
-        rounds=3,
+        rounds=5,
         warmup=1,
         idle_window=0.5,
     ),
