@@ -72,6 +72,13 @@ def median(run: dict[str, Any], *key: Any) -> float:
     return value
 
 
+def fastest(run: dict[str, Any], *key: Any) -> float:
+    # A cell's best round: what the model can do.  This host has slow phases that move a
+    # 20 ms cell's median by a third; a ratio of medians would test the host.
+    value: float = cells(run)[key]["stats"]["min"]
+    return value
+
+
 def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
     facts = quick_run["machine_info"]["boundbench"]
     for key in (
@@ -109,12 +116,13 @@ def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
 
 
 def test_cpu_figures_are_plausible(quick_run: dict[str, Any]) -> None:
-    serial = median(quick_run, "cpu_loop", 2, "serial", 1)
-    assert median(quick_run, "cpu_loop", 2, "generator", 2) > serial * 1.05
+    serial = fastest(quick_run, "cpu_loop", 2, "serial", 1)
+    assert fastest(quick_run, "cpu_loop", 2, "generator", 2) > serial * 1.05
     for model in ("threads", "gevent", "asyncio"):
-        assert serial / median(quick_run, "cpu_loop", 2, model, 2) < 1.5, model
+        assert serial / fastest(quick_run, "cpu_loop", 2, model, 2) < 1.5, model
     if cpu_count() >= 2:
-        assert serial / median(quick_run, "cpu_loop", 2, "processes", 2) > 1.2
+        assert serial / fastest(quick_run, "cpu_loop", 2, "processes", 2) > 1.2
+        assert serial / fastest(quick_run, "cpu_native", 2, "threads", 2) > 1.2
 
 
 def count_of(word: str, summary: str) -> int:
