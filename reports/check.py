@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from ._compare import (
 from ._runs import DEFAULT_STORAGE, Run, RunError, find_run_files, read_run
 
 PROG = "python -m reports check"
+CONFIG_TABLE = "tool.boundbench.check"
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -110,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--min-effect",
         type=_fraction,
-        default=DEFAULT_MIN_EFFECT,
+        default=None,
         metavar="E",
-        help=f"smallest change that counts, as 0.1 or 10%% (default {DEFAULT_MIN_EFFECT:g})",
+        help="smallest change that counts, as 0.1 or 10%% (default: the config's, else"
+        f" {DEFAULT_MIN_EFFECT:g})",
     )
     parser.add_argument(
         "--min-effect-group",
@@ -121,7 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="PATTERN=E",
         help="minimum effect for cells whose group (or fullname) matches the glob PATTERN;"
-        " repeatable, the first match wins: --min-effect-group 'io_sleep*=0.2'",
+        " repeatable, the first match wins (these before the config's):"
+        " --min-effect-group 'io_sleep*=0.2'",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"TOML file with a [{CONFIG_TABLE}] table: min-effect = 0.1 and a"
+        " min-effect-group table of PATTERN = E (default: ./pyproject.toml if it has one)",
     )
     parser.add_argument(
         "--alpha",
@@ -140,6 +152,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the result as Markdown (e.g. for $GITHUB_STEP_SUMMARY)",
     )
     return parser
+
+
+def read_config(path: Path | None) -> tuple[float | None, list[tuple[str, float]]]:
+    """The check's settings kept with the project: (min effect, [(pattern, effect)]).
+
+    Thresholds calibrated on the project's own machines belong in one file that CI and
+    people at a terminal both read, not in each workflow's flags.
+    """
+    explicit = path is not None
+    path = path or Path("pyproject.toml")
+    if not path.is_file():
+        if explicit:
+            raise InputError(f"{path}: no such config file")
+        return None, []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the config: {exc}") from exc
+    table: object = data
+    for key in CONFIG_TABLE.split("."):
+        table = table.get(key, {}) if isinstance(table, dict) else {}
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: [{CONFIG_TABLE}] must be a table")
+    unknown = sorted(set(table) - {"min-effect", "min-effect-group"})
+    if unknown:
+        raise InputError(f"{path}: [{CONFIG_TABLE}] has unknown key(s) {', '.join(unknown)}")
+    try:
+        effect = _fraction(str(table["min-effect"])) if "min-effect" in table else None
+        groups = table.get("min-effect-group", {})
+        if not isinstance(groups, dict):
+            raise argparse.ArgumentTypeError("min-effect-group must be a table PATTERN = E")
+        pairs = [(str(pattern), _fraction(str(value))) for pattern, value in groups.items()]
+    except argparse.ArgumentTypeError as exc:
+        raise InputError(f"{path}: [{CONFIG_TABLE}]: {exc}") from exc
+    return effect, pairs
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -520,11 +567,15 @@ def run_check(args: argparse.Namespace) -> Outcome:
             mode, note = "speedup", "auto: the runs come from different machines or interpreters"
         else:
             mode, note = "time", "auto: same machine and interpreter"
+    config_effect, config_groups = read_config(args.config)
+    min_effect = args.min_effect
+    if min_effect is None:
+        min_effect = DEFAULT_MIN_EFFECT if config_effect is None else config_effect
     settings = Settings(
         mode=mode,
         alpha=args.alpha,
-        min_effect=args.min_effect,
-        group_effects=tuple(args.min_effect_group),
+        min_effect=min_effect,
+        group_effects=(*args.min_effect_group, *config_groups),
     )
     comparison = compare_runs(selection.baseline, selection.current, settings)
     header = _describe(selection, comparison, note)

@@ -34,6 +34,13 @@ def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+@pytest.fixture(autouse=True)
+def _away_from_the_project_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The repository's pyproject.toml widens some groups' minimum effect; these tests are
+    # about the check's own defaults, so they run where no config is found.
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def storage(tmp_path: Path) -> Path:
     return tmp_path / "storage"
@@ -559,3 +566,47 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "--min-effect-group" in out
     assert "Exit 0: no regression" in out
+
+
+def test_config_file_sets_the_minimum_effects(
+    storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save(storage, 1)
+    save(storage, 2, slow={THREADS.name: 1.15})
+    assert check(capsys, storage)[0] == 1
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.boundbench.check]\nmin-effect = 0.1\n"
+        "[tool.boundbench.check.min-effect-group]\n"
+        f"'{THREADS.group}' = '25%'\n",
+        encoding="utf-8",
+    )
+    code, out, _ = check(capsys, storage)
+    assert code == 0, out
+    assert "REGRESSION" not in row_of(out, THREADS)
+    # The command line comes first: its pattern wins over the config's.
+    code, out, _ = check(capsys, storage, "--min-effect-group", f"{THREADS.group}=0.1")
+    assert code == 1, out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tool.boundbench.check]\nmin-effekt = 0.1\n", "unknown key(s) min-effekt"),
+        ("[tool.boundbench.check]\nmin-effect = 'lots'\n", "is not a number"),
+        ("[tool.boundbench.check\n", "cannot read the config"),
+    ],
+)
+def test_a_bad_config_is_bad_input(
+    storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    save(storage, 1)
+    save(storage, 2)
+    config = tmp_path / "bad.toml"
+    config.write_text(text, encoding="utf-8")
+    code, _, err = check(capsys, storage, "--config", config)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    code, _, err = check(capsys, storage, "--config", tmp_path / "missing.toml")
+    assert code == 2
+    assert "no such config file" in err
