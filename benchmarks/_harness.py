@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks._testhooks import kill_worker_model, slowdown_factor
 from workloads import Workload, get_workload
 from workloads.models import (
     DEFAULT_START_METHOD,
@@ -25,22 +26,6 @@ from workloads.models import (
     get_model,
     stop_multiprocessing_helpers,
 )
-
-# Test-only: "WORKLOAD=FACTOR" makes every timed call of WORKLOAD take FACTOR times as
-# long, with its recorded parameters unchanged, so the regression check can be proven
-# to catch a real slowdown end to end.
-SLOWDOWN_ENV = "BOUNDBENCH_SLOWDOWN"
-# Test-only: "MODEL" kills one of that model's worker processes during its first cell.
-KILL_ENV = "BOUNDBENCH_KILL_WORKER"
-
-
-def _slowdown(workload: str) -> float:
-    spec = os.environ.get(SLOWDOWN_ENV, "")
-    for item in filter(None, spec.split(",")):
-        name, _, factor = item.partition("=")
-        if name.strip() == workload:
-            return float(factor)
-    return 1.0
 
 
 class ModelCache:
@@ -155,7 +140,7 @@ def run_cell(
     expected = cache.reference(workload, params, tasks)
     model = cache.get(model_name, workers, **options)
     effective = model.effective_workers(tasks)
-    slow = _slowdown(workload_name)
+    slow = slowdown_factor(workload_name)
 
     def target() -> list[Any]:
         started = time.perf_counter()
@@ -164,7 +149,7 @@ def run_cell(
             time.sleep((slow - 1.0) * (time.perf_counter() - started))
         return results
 
-    if os.environ.get(KILL_ENV) == model_name and model_name not in cache.killed:
+    if kill_worker_model() == model_name and model_name not in cache.killed:
         cache.killed.add(model_name)
         _kill_a_worker_soon(model)
 
