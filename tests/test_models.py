@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 import signal
 import sys
@@ -11,25 +12,28 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import gevent_patched
+from benchmarks._harness import ModelCache, gevent_patched
 from tests._procs import live_children
 from workloads import WORKLOADS, get_workload
 from workloads.models import (
     MODELS,
     Model,
     ModelError,
+    ModelTimeout,
     available_models,
     get_model,
     run_generators,
     stop_multiprocessing_helpers,
     unavailable_models,
 )
+from workloads.models.processes import worker_pid
 
 SMALL = {
     "cpu_loop": {"n": 20_000, "yield_every": 100},
     "cpu_native": {"size": 1 << 16, "rounds": 4},
     "io_sleep": {"k": 2, "d": 0.002},
 }
+AVAILABLE_NAMES = [name for name in MODELS if name not in unavailable_models()]
 AVAILABLE = [
     pytest.param(name, marks=pytest.mark.skip(reason=unavailable_models().get(name, "")))
     if name in unavailable_models()
@@ -157,12 +161,57 @@ def test_gevent_task_error_fails_the_cell_not_the_worker() -> None:
         assert model.run(get_workload("io_sleep"), {"k": 1, "d": 0.001}, 1) == [(0, 1)]
 
 
-def test_a_hung_run_times_out() -> None:
-    with (
-        get_model("threads", workers=1, timeout=0.2) as model,
-        pytest.raises(TimeoutError, match=r"unfinished after 0\.2 s"),
-    ):
-        model.run(get_workload("io_sleep"), {"k": 1, "d": 1.0}, 1)
+@pytest.mark.parametrize("name", [n for n in AVAILABLE_NAMES if n != "serial"])
+def test_a_timeout_fails_the_run_and_retires_the_model(name: str) -> None:
+    """Every model that waits on something gives up cleanly; the cache then rebuilds it."""
+    spec = get_workload("io_sleep")
+    model = get_model(name, workers=1, timeout=0.3).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ModelTimeout, match=r"0\.3"):
+            model.run(spec, {"k": 1, "d": 3.0}, 1)
+        assert time.monotonic() - started < 2.5
+        assert not model.healthy
+    finally:
+        started = time.monotonic()
+        model.close()
+        # close() is bounded even with a task still sleeping in a worker
+        assert time.monotonic() - started < 15
+
+
+def test_the_model_cache_rebuilds_a_timed_out_model() -> None:
+    cache = ModelCache(timeout=0.3)
+    try:
+        first = cache.get("threads", 1)
+        with pytest.raises(ModelTimeout):
+            first.run(get_workload("io_sleep"), {"k": 1, "d": 2.0}, 1)
+        second = cache.get("threads", 1)
+        assert second is not first
+        assert second.run(get_workload("io_sleep"), {"k": 1, "d": 0.001}, 1) == [(0, 1)]
+    finally:
+        cache.close()
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_process_pool_starts_every_worker_without_padding(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start() is what a user pays: one no-op task per worker, every worker started."""
+    submitted: list[tuple[Any, tuple[Any, ...]]] = []
+    real_submit = cf.ProcessPoolExecutor.submit
+
+    def recording_submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        submitted.append((fn, args))
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(cf.ProcessPoolExecutor, "submit", recording_submit)
+    model = get_model("processes", workers=3, start_method=method)
+    try:
+        model.start()
+        assert len(model.child_pids()) == 3
+    finally:
+        model.close()
+    assert submitted == [(worker_pid, ())] * 3
 
 
 @pytest.mark.parametrize("name", [n for n in MODELS if n not in unavailable_models()])

@@ -8,15 +8,25 @@ reason and how to fix it.
 from __future__ import annotations
 
 import importlib.util
-import multiprocessing.forkserver
-import multiprocessing.resource_tracker
 from typing import Any
 
-from ._base import DEFAULT_TIMEOUT, Model, ModelError, cpu_count, process_cpu_seconds
+from ._base import (
+    DEFAULT_TIMEOUT,
+    Model,
+    ModelError,
+    ModelTimeout,
+    cpu_count,
+    process_cpu_seconds,
+)
 from .asyncio_model import AsyncioModel, UvloopModel
 from .generator import GeneratorModel, run_generators
 from .gevent_model import GeventModel
-from .processes import DEFAULT_START_METHOD, START_METHODS, ProcessesModel
+from .processes import (
+    DEFAULT_START_METHOD,
+    START_METHODS,
+    ProcessesModel,
+    stop_multiprocessing_helpers,
+)
 from .serial import SerialModel
 from .threads import ThreadsModel, default_thread_workers
 
@@ -67,21 +77,6 @@ def get_model(name: str, **options: Any) -> Model:
     return MODELS[name](**options)
 
 
-def stop_multiprocessing_helpers() -> None:
-    """Stop the forkserver and resource tracker that process pools leave running.
-
-    They are shared by every pool of this process and normally live until it exits; a
-    session stops them explicitly so no child of ours outlives it.
-    """
-    for helper in (
-        getattr(multiprocessing.forkserver, "_forkserver", None),
-        getattr(multiprocessing.resource_tracker, "_resource_tracker", None),
-    ):
-        stop = getattr(helper, "_stop", None)
-        if stop is not None:
-            stop()
-
-
 __all__ = [
     "DEFAULT_START_METHOD",
     "DEFAULT_TIMEOUT",
@@ -89,6 +84,7 @@ __all__ = [
     "START_METHODS",
     "Model",
     "ModelError",
+    "ModelTimeout",
     "available_models",
     "cpu_count",
     "default_thread_workers",

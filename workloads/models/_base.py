@@ -18,6 +18,10 @@ class ModelError(RuntimeError):
     """A model could not run a cell: a worker died, a wait timed out, a task raised."""
 
 
+class ModelTimeout(ModelError):
+    """A run did not finish in time; the model that raised it is retired."""
+
+
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -92,9 +96,10 @@ class Model:
     def effective_workers(self, tasks: int) -> int:
         return min(self.workers or tasks, tasks)
 
-    def _fail(self, message: str) -> ModelError:
+    def _fail(self, message: str, error: type[ModelError] = ModelError) -> ModelError:
+        """Mark the model broken (the cache rebuilds it) and make the cell's error."""
         self.broken = message
-        return ModelError(f"{self.name}: {message}")
+        return error(f"{self.name}: {message}")
 
     def __enter__(self) -> Model:
         if not self.started:

@@ -7,7 +7,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .._spec import Workload
-from ._base import Model, ModelError
+from ._base import Model, ModelTimeout
 
 
 async def _bounded(coro: Coroutine[Any, Any, Any], limit: asyncio.Semaphore | None) -> Any:
@@ -46,7 +46,8 @@ class AsyncioModel(Model):
         try:
             return self.loop.run_until_complete(self._gather(workload, params, tasks))
         except TimeoutError as exc:
-            raise ModelError(f"{self.name}: tasks unfinished after {self.timeout} s") from exc
+            # The loop survives a cancelled gather, but a fresh one is cheap and certain.
+            raise self._fail(f"tasks unfinished after {self.timeout} s", ModelTimeout) from exc
 
     def close(self) -> None:
         loop, self.loop = self.loop, None

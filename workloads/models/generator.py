@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterable
 from typing import Any
 
 from .._spec import Workload
-from ._base import Model, ModelError
+from ._base import Model, ModelError, ModelTimeout
 
 Task = Generator[float | None, None, Any]
 
@@ -47,7 +47,7 @@ def run_generators(
             # Only sleepers left: wait for the earliest timer instead of spinning.
             due = timers[0][0]
             if due > deadline:
-                raise ModelError(f"generator: tasks still sleeping after {timeout} s")
+                raise ModelTimeout(f"generator: tasks still sleeping after {timeout} s")
             pause = due - clock()
             if pause > 0:
                 time.sleep(pause)
@@ -56,7 +56,7 @@ def run_generators(
             _, _, index, gen = heapq.heappop(timers)
             ready.append((index, gen))
         if now > deadline:
-            raise ModelError(f"generator: tasks unfinished after {timeout} s")
+            raise ModelTimeout(f"generator: tasks unfinished after {timeout} s")
         for _ in range(len(ready)):
             index, gen = ready.popleft()
             try:
@@ -80,4 +80,8 @@ class GeneratorModel(Model):
 
     def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
         fn = workload.task(self.flavour, **params)
-        return run_generators((fn(i) for i in range(tasks)), self.workers, self.timeout)
+        try:
+            return run_generators((fn(i) for i in range(tasks)), self.workers, self.timeout)
+        except ModelTimeout as exc:
+            self.broken = str(exc)
+            raise

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._spec import Workload
-from ._base import Model, ModelError
+from ._base import Model, ModelError, ModelTimeout
 
 HEADER_SIZE = 4
 _ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ class GeventModel(Model):
             while size:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sel.select(remaining):
-                    raise self._fail(f"no answer from the worker within {timeout} s")
+                    raise self._fail(f"no answer from the worker within {timeout} s", ModelTimeout)
                 chunk = os.read(fd, size)
                 if not chunk:
                     raise self._fail(self._death_note())

@@ -8,26 +8,77 @@ recorded in the results so runs with different methods are never compared blindl
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
-import time
+import signal
+import threading
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import psutil
 
 from .._spec import Workload
-from ._base import Model, cpu_count
+from ._base import Model, ModelTimeout, cpu_count
 from .threads import collect
 
 START_METHODS = ("forkserver", "spawn", "fork")
 DEFAULT_START_METHOD = "forkserver"
+# Bounds on starting and closing a pool (a wedged worker is killed after CLOSE_WAIT_S).
+START_TIMEOUT_S = 60.0
+CLOSE_WAIT_S = 10.0
 
 
-def _worker_pid(pause: float) -> int:
-    # Each warm-up task lingers a moment so the executor has to start a new worker for
-    # the next one instead of reusing an idle one.
-    time.sleep(pause)
+def _bounded(action: Callable[[], object], timeout: float) -> bool:
+    """Run ``action`` in a daemon thread; False if it had not returned after ``timeout``."""
+    thread = threading.Thread(target=action, daemon=True, name="boundbench-bounded")
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
+def stop_multiprocessing_helpers() -> None:
+    """Stop the forkserver and resource tracker that process pools leave running.
+
+    They are shared by every pool of this process and normally live until it exits; a
+    session stops them explicitly so no child of ours outlives it.  Every step is
+    bounded: a straggler the forkserver started is killed first (it may hold the
+    forkserver's pipe), and a helper that does not leave in time is killed.
+    """
+    for helper, pid_attr in (
+        (getattr(multiprocessing.forkserver, "_forkserver", None), "_forkserver_pid"),
+        (getattr(multiprocessing.resource_tracker, "_resource_tracker", None), "_pid"),
+    ):
+        stop = getattr(helper, "_stop", None)
+        pid = getattr(helper, pid_attr, None)
+        if stop is None:
+            continue
+        if pid is not None and psutil.pid_exists(pid):
+            with contextlib.suppress(psutil.Error):
+                stragglers = psutil.Process(pid).children(recursive=True)
+                for proc in stragglers:
+                    proc.kill()
+                psutil.wait_procs(stragglers, timeout=5)
+        if not _bounded(stop, CLOSE_WAIT_S) and pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _bounded(stop, 5)
+
+
+def _worker_init(barrier: Any, timeout: float) -> None:
+    # Ctrl-C in a terminal signals the whole process group; a worker interrupted inside
+    # the pool's queue lock would hang the parent's shutdown.  The parent alone handles
+    # it and ends the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Every worker waits here until all have started, so the first tasks cannot finish
+    # early and leave the executor reusing an idle worker instead of starting the rest.
+    barrier.wait(timeout)
+
+
+def worker_pid() -> int:
     return os.getpid()
 
 
@@ -50,29 +101,34 @@ class ProcessesModel(Model):
         self.pool: cf.ProcessPoolExecutor | None = None
 
     def start(self) -> ProcessesModel:
+        """Create the pool and get a first result from every worker: what a user pays."""
         assert self.workers is not None
         context = mp.get_context(self.start_method)
         if self.start_method == "forkserver":
-            context.set_forkserver_preload(["workloads"])
-        self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=context)
+            # Workers unpickle their tasks from workloads.models: import it once, in the
+            # forkserver, instead of in every new worker.
+            context.set_forkserver_preload(["workloads", "workloads.models"])
+        self.pool = cf.ProcessPoolExecutor(
+            self.workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(context.Barrier(self.workers), START_TIMEOUT_S),
+        )
         try:
-            self._warm()
-        except BaseException:
+            collect([self.pool.submit(worker_pid) for _ in range(self.workers)], START_TIMEOUT_S)
+        except BaseException as exc:
             self.close()
+            if isinstance(exc, BrokenProcessPool | TimeoutError):
+                raise self._fail(f"the pool did not start: {exc}") from exc
             raise
+        finally:
+            # Every worker is past the barrier: free its named semaphore now, while the
+            # resource tracker that registered it still runs (a session stops the tracker
+            # at its end, and a semaphore unlinked by it fails its own late cleanup).
+            if self.pool is not None:
+                self.pool._initargs = ()  # type: ignore[attr-defined]
         super().start()
         return self
-
-    def _warm(self) -> None:
-        assert self.pool is not None
-        assert self.workers is not None
-        deadline = time.monotonic() + 60
-        seen: set[int] = set()
-        while len(seen) < self.workers:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"processes: only {len(seen)} of {self.workers} workers started")
-            batch = [self.pool.submit(_worker_pid, 0.05) for _ in range(self.workers)]
-            seen.update(collect(batch, 60))
 
     def pids(self) -> list[int]:
         pool_procs = getattr(self.pool, "_processes", None) or {}
@@ -90,7 +146,7 @@ class ProcessesModel(Model):
                 "the pool is broken and will be restarted for the next cell"
             ) from exc
         except TimeoutError as exc:
-            raise self._fail(f"{exc}") from exc
+            raise self._fail(f"{exc}; the pool is retired", ModelTimeout) from exc
 
     def close(self) -> None:
         pool, self.pool = self.pool, None
@@ -102,11 +158,13 @@ class ProcessesModel(Model):
             ]
             # Never wait unbounded on a hung worker: ask, wait a while, then kill.
             pool.shutdown(wait=False, cancel_futures=True)
-            _, alive = psutil.wait_procs(children, timeout=10)
+            _, alive = psutil.wait_procs(children, timeout=CLOSE_WAIT_S)
             for proc in alive:
                 proc.kill()
             psutil.wait_procs(alive, timeout=5)
-            pool.shutdown(wait=True)
+            # The executor's manager thread notices the dead workers and ends; joining it
+            # is still bounded, in case it does not.
+            _bounded(lambda: pool.shutdown(wait=True), CLOSE_WAIT_S)
         super().close()
 
     def info(self) -> dict[str, Any]:

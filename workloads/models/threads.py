@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
+import time
 from typing import Any
 
 from .._spec import Workload
-from ._base import Model, cpu_count
+from ._base import Model, ModelTimeout, cpu_count
+
+# How long close() waits for busy worker threads before leaving them behind.
+CLOSE_WAIT_S = 10.0
 
 
 def default_thread_workers() -> int:
@@ -49,12 +53,21 @@ class ThreadsModel(Model):
         return self
 
     def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
-        assert self.pool is not None, "start() the model first"
+        if self.pool is None or self.broken:
+            raise self._fail(self.broken or "not started")
         fn = workload.task(self.flavour, **params)
-        return collect([self.pool.submit(fn, i) for i in range(tasks)], self.timeout)
+        try:
+            return collect([self.pool.submit(fn, i) for i in range(tasks)], self.timeout)
+        except TimeoutError as exc:
+            # A thread cannot be killed: a pool with a stuck worker is never reused.
+            raise self._fail(f"{exc}; the pool is retired", ModelTimeout) from exc
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            # Bounded: a worker stuck in a task is left to finish on its own.
+            deadline = time.monotonic() + CLOSE_WAIT_S
+            for thread in list(getattr(pool, "_threads", ())):
+                thread.join(max(0.0, deadline - time.monotonic()))
         super().close()
