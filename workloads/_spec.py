@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,9 @@ FLAVOURS = ("sync", "gen", "coro")
 SyncFn = Callable[..., Any]
 GenFn = Callable[..., Generator[float | None, None, Any]]
 CoroFn = Callable[..., Coroutine[Any, Any, Any]]
+# ``offload(fn, *args)``: run a picklable top-level ``fn(*args)`` elsewhere, await its result.
+Offload = Callable[..., Awaitable[Any]]
+HybridFn = Callable[..., Coroutine[Any, Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,11 @@ class Workload:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     # Seconds one task takes when nothing else runs, if known from the parameters.
     duration: Callable[..., float | None] | None = None
+    # Optional: ``async def hybrid(task_id, offload, **params)``, the task split for an event
+    # loop that hands its CPU slices to a process pool (``asyncio_processes``).  It awaits
+    # ``offload(fn, *args)`` for each CPU slice and does its waits itself; it returns what
+    # the other flavours return.  Workloads without it are refused by such models.
+    hybrid: HybridFn | None = None
 
     def flavour(self, flavour: str) -> Callable[..., Any]:
         if flavour not in FLAVOURS:
