@@ -1,18 +1,31 @@
-"""mixed: flavours agree, the CPU/sleep split follows the parameters, the ideal is right."""
+"""mixed: flavours agree, the CPU/sleep split follows the parameters, the ideal is right,
+and the asyncio_processes hybrid runs it like serial and leaves nothing behind."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import os
 import pickle
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests._procs import live_children
+from workloads import Workload
 from workloads import mixed as m
-from workloads.models import run_generators
+from workloads.models import (
+    ModelError,
+    ModelTimeout,
+    get_model,
+    run_generators,
+    stop_multiprocessing_helpers,
+)
+from workloads.models.asyncio_processes import AsyncioProcessesModel
 
 # Uneven on purpose: slices differ by one iteration and end in a partial chunk.
 SMALL: dict[str, Any] = {
@@ -223,3 +236,143 @@ def test_tasks_pickle(flavour: str) -> None:
     clone = pickle.loads(pickle.dumps(task))
     assert clone.func is task.func
     assert clone.keywords == task.keywords
+
+
+# -- the asyncio_processes model ------------------------------------------------------
+
+MODEL_PARAMS: dict[str, Any] = {
+    "cpu_share": 0.5,
+    "task_s": 0.1,
+    "steps": 2,
+    "cpu_iters": m.cpu_iters_for(0.5, 0.1) // 4,
+    "cpu_kind": "python",
+}
+
+
+def new_children(before: set[int]) -> list[Any]:
+    stop_multiprocessing_helpers()
+    deadline = time.monotonic() + 10
+    while (left := [p for p in live_children() if p.pid not in before]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    return left
+
+
+@pytest.fixture
+def hybrid() -> Iterator[AsyncioProcessesModel]:
+    model = AsyncioProcessesModel(workers=2).start()
+    try:
+        yield model
+    finally:
+        model.close()
+
+
+@KINDS
+def test_hybrid_model_matches_serial(hybrid: AsyncioProcessesModel, kind: str) -> None:
+    params = {**MODEL_PARAMS, "cpu_kind": kind}
+    expected = get_model("serial").run(m.MIXED, params, 4)
+    before = hybrid.cpu_seconds()
+    assert hybrid.run(m.MIXED, params, 4) == expected
+    assert hybrid.healthy
+    assert hybrid.cpu_seconds() > before
+    assert len(hybrid.child_pids()) == 2, "the pool's workers are counted"
+    assert hybrid.info() == {
+        "model": "asyncio_processes",
+        "flavour": "hybrid",
+        "start_method": "forkserver",
+    }
+
+
+def test_hybrid_model_refuses_a_workload_without_the_hook(hybrid: AsyncioProcessesModel) -> None:
+    from workloads.cpu_loop import CPU_LOOP
+
+    reason = AsyncioProcessesModel.unsupported(CPU_LOOP)
+    assert reason is not None
+    assert "'cpu_loop' has none" in reason
+    assert AsyncioProcessesModel.unsupported(m.MIXED) is None
+    with pytest.raises(ModelError, match=r"needs the workload's hybrid flavour \(Workload\.hybrid"):
+        hybrid.run(CPU_LOOP, {"n": 10, "yield_every": 1}, 1)
+    assert hybrid.healthy, "a refused workload does not break the model"
+
+
+async def _domain_error(task_id: int, offload: Any) -> float:
+    await asyncio.sleep(0.001 * task_id)
+    # Raises in a worker process: math.sqrt(-1) is a ValueError there.
+    result: float = await offload(math.sqrt, -1.0 if task_id == 1 else 4.0)
+    await asyncio.sleep(0.05)
+    return result
+
+
+FAILING = Workload(
+    name="failing",
+    bound="mixed",
+    sync=math.sqrt,
+    gen=m.mixed_gen,
+    coro=m.mixed_coro,
+    hybrid=_domain_error,
+)
+
+
+@pytest.mark.parametrize(
+    ("workload", "params", "message"),
+    [
+        (FAILING, {}, "a task raised ValueError"),
+        (m.MIXED, {**MODEL_PARAMS, "steps": 0}, "steps=0 must be at least 1"),
+    ],
+)
+def test_a_raising_task_fails_the_run_and_leaves_no_child(
+    workload: Workload, params: dict[str, Any], message: str
+) -> None:
+    before = {p.pid for p in live_children()}
+    with AsyncioProcessesModel(workers=2) as model:
+        with pytest.raises(ModelError, match=message):
+            model.run(workload, params, 4)
+        assert model.healthy, "a task's error is not the model's"
+        assert model.run(m.MIXED, MODEL_PARAMS, 2) == [
+            m.mixed_sync(i, **MODEL_PARAMS) for i in range(2)
+        ]
+    assert new_children(before) == []
+
+
+def test_no_child_is_left_after_close() -> None:
+    before = {p.pid for p in live_children()}
+    with AsyncioProcessesModel(workers=2) as model:
+        model.run(m.MIXED, MODEL_PARAMS, 2)
+        assert model.child_pids()
+    assert new_children(before) == []
+
+
+def test_a_killed_worker_fails_the_run_clearly() -> None:
+    before = {p.pid for p in live_children()}
+    model = AsyncioProcessesModel(workers=2).start()
+    try:
+        os.kill(model.child_pids()[0], signal.SIGKILL)
+        with pytest.raises(ModelError, match="died"):
+            model.run(m.MIXED, MODEL_PARAMS, 4)
+        assert not model.healthy
+        with pytest.raises(ModelError):
+            model.run(m.MIXED, MODEL_PARAMS, 1)
+    finally:
+        model.close()
+    assert new_children(before) == []
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown start method"):
+        AsyncioProcessesModel(start_method="teleport")
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        AsyncioProcessesModel(workers=0)
+
+
+def test_a_hung_run_times_out_and_retires_the_model() -> None:
+    slow = {**MODEL_PARAMS, "cpu_share": 0.1, "task_s": 3.0, "cpu_iters": 10}
+    model = AsyncioProcessesModel(workers=1, timeout=0.3).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ModelTimeout, match=r"unfinished after 0\.3 s"):
+            model.run(m.MIXED, slow, 1)
+        assert time.monotonic() - started < 2.5
+        assert not model.healthy
+    finally:
+        model.close()
