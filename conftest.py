@@ -11,10 +11,26 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, default_workers, gevent_patched
-from benchmarks._profiles import DEFAULT_PROFILE, PROFILE_NAMES, PROFILES, Profile
+from benchmarks._harness import (
+    ModelCache,
+    Trials,
+    get_profile,
+    gevent_patched,
+    selected_models,
+)
+from benchmarks._profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
 from workloads import machine_facts
-from workloads.models import DEFAULT_START_METHOD, MODELS, START_METHODS, unavailable_models
+from workloads.machine import library_versions, load_average
+from workloads.models import DEFAULT_START_METHOD, MODELS, START_METHODS
+
+# Version of the keys boundbench writes into saved runs (docs/contract.md); the report
+# and the check read older versions too.
+SCHEMA_VERSION = 2
+TRIALS = pytest.StashKey[Trials]()
+LOAD_AT_START = pytest.StashKey[list[float] | None]()
+# Benchmark tests measure their whole batch in the first one; every wait inside is
+# bounded by --cell-timeout, so pytest-timeout's per-test limit only has to be generous.
+BATCH_TIMEOUT_S = 3600
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,18 +63,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "recorded in each cell's extra_info",
     )
     group.addoption(
+        "--trial-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the random order in which interleaved rounds run (default 0); recorded",
+    )
+    group.addoption(
         "--cell-timeout",
         type=float,
         default=300.0,
         metavar="SECONDS",
         help="give up on a cell (and fail it) after this long (default 300)",
     )
-
-
-def selected_models(config: pytest.Config) -> list[str]:
-    raw = config.getoption("models") or ""
-    names = [name.strip() for name in raw.split(",") if name.strip()]
-    return names or list(MODELS)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -75,36 +92,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # The regression check wants every round's time, not only the summary.
     if hasattr(config.option, "benchmark_save_data"):
         config.option.benchmark_save_data = True
+    config.stash[LOAD_AT_START] = load_average()
+    config.stash[TRIALS] = Trials(seed=config.getoption("trial_seed"))
 
 
-def get_profile(config: pytest.Config) -> Profile:
-    return PROFILES[config.getoption("profile")]
-
-
-def model_params(config: pytest.Config, cells: list[tuple[str, int, int]]) -> list[Any]:
-    """pytest.param per (model, tasks, workers), skipping unavailable models visibly."""
-    chosen = selected_models(config)
-    missing = unavailable_models()
-    params = []
-    for model, tasks, workers in cells:
-        if model not in chosen:
-            continue
-        marks = [pytest.mark.skip(reason=missing[model])] if model in missing else []
-        params.append(
-            pytest.param(model, tasks, workers, id=f"{model}-{tasks}-{workers}", marks=marks)
-        )
-    return params
-
-
-def parametrize_cells(metafunc: pytest.Metafunc, bound: str, task_counts: tuple[int, ...]) -> None:
-    """Parametrize (model, tasks, workers): every model, each task count, its worker counts."""
-    cells = [
-        (model, tasks, workers or (1 if model == "serial" else tasks))
-        for tasks in task_counts
-        for model in MODELS
-        for workers in default_workers(model, bound, tasks)
-    ]
-    metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # Last, so that only the cells that will really run (after -k, --models...) are planned.
+    trials = config.stash[TRIALS]
+    trials.plan(items, config)
+    for item in items:
+        if item.nodeid in trials.cells:
+            item.add_marker(pytest.mark.timeout(BATCH_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
@@ -113,22 +114,34 @@ def profile(pytestconfig: pytest.Config) -> Profile:
 
 
 @pytest.fixture(scope="session")
-def model_cache(pytestconfig: pytest.Config) -> Iterator[ModelCache]:
-    cache = ModelCache(
+def trials(pytestconfig: pytest.Config) -> Iterator[Trials]:
+    """The planned cells, with the model cache their rounds run on (closed at the end)."""
+    plan = pytestconfig.stash[TRIALS]
+    plan.cache = ModelCache(
         timeout=pytestconfig.getoption("cell_timeout"),
         start_method=pytestconfig.getoption("start_method"),
     )
     try:
-        yield cache
+        yield plan
     finally:
-        cache.close()
+        plan.cache.close()
 
 
 def pytest_benchmark_update_machine_info(
     config: pytest.Config, machine_info: dict[str, Any]
 ) -> None:
     facts = machine_facts()
+    facts["schema_version"] = SCHEMA_VERSION
     facts["profile"] = config.getoption("profile")
+    facts["libraries"] = library_versions()
+    # A busy host moves every figure: say how busy it was around the run.
+    facts["load_avg_start"] = config.stash.get(LOAD_AT_START, None)
+    facts["load_avg_end"] = load_average()
+    facts["method"] = {
+        "rounds": "interleaved",
+        "trial_seed": config.getoption("trial_seed"),
+        "start_method": config.getoption("start_method"),
+    }
     machine_info["boundbench"] = facts
 
 

@@ -1,31 +1,105 @@
-"""What every benchmark cell does: get a started model, time only ``run``, check results.
+"""What every benchmark cell does, and how the rounds of many cells are interleaved.
 
-Models live in a session-wide cache (starting pools is not what a cell measures);
-a model that breaks (a worker died) is thrown away and started afresh for the next
-cell, so one failure fails one cell.
+A **cell** is known at collection time (``Cell``), so the session can plan its rounds
+before any test runs.  The cells of one benchmark module form a **batch**; when the
+first test of a batch runs, the whole batch is measured as randomized multiple
+interleaved trials (RMIT): every cell's warm-up rounds first, then passes in which each
+cell runs one round, in a fresh random order each pass.  This host has slow phases of
+seconds; run back to back, a cell's rounds all land in one phase and its median moves
+from run to run, while interleaved, a slow phase costs each of several cells one round
+and their medians stay put.  Each test then hands its own cell's rounds to
+pytest-benchmark, which computes and saves the statistics as usual.
+
+Only ``run`` is timed.  Models live in a cache (starting pools is not what a cell
+measures) that is emptied after each batch; a model that breaks (a worker died, a wait
+timed out) is thrown away and started afresh for its next round, so one failure fails
+one cell.  Every result is checked against serial's, outside the timing.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from benchmarks._profiles import PROFILES, Profile
 from benchmarks._testhooks import kill_worker_model, slowdown_factor
 from workloads import Workload, get_workload
 from workloads.models import (
     DEFAULT_START_METHOD,
+    MODELS,
     Model,
     ModelError,
     cpu_count,
     get_model,
+    process_cpu_seconds,
     stop_multiprocessing_helpers,
+    unavailable_models,
 )
+
+# -- selection and parametrization (shared by conftest.py and the benchmark modules) --
+
+
+def selected_models(config: pytest.Config) -> list[str]:
+    raw = config.getoption("models") or ""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    return names or list(MODELS)
+
+
+def get_profile(config: pytest.Config) -> Profile:
+    return PROFILES[config.getoption("profile")]
+
+
+def model_params(config: pytest.Config, cells: list[tuple[str, int, int]]) -> list[Any]:
+    """pytest.param per (model, tasks, workers), skipping unavailable models visibly."""
+    chosen = selected_models(config)
+    missing = unavailable_models()
+    params = []
+    for model, tasks, workers in cells:
+        if model not in chosen:
+            continue
+        marks = [pytest.mark.skip(reason=missing[model])] if model in missing else []
+        params.append(
+            pytest.param(model, tasks, workers, id=f"{model}-{tasks}-{workers}", marks=marks)
+        )
+    return params
+
+
+# One process per task is the I/O extreme of a process pool; past this it measures fork.
+PROCESS_CAP = 32
+
+
+def default_workers(model_name: str, bound: str, tasks: int) -> list[int | None]:
+    """Worker counts worth measuring for a model: pools get a few, schedulers one."""
+    if model_name == "threads":
+        choices = [min(32, cpu_count() + 4), tasks] if bound == "io" else [cpu_count()]
+    elif model_name == "processes":
+        choices = [cpu_count(), min(tasks, PROCESS_CAP)] if bound == "io" else [cpu_count()]
+    else:
+        return [None]
+    return list(dict.fromkeys(choices))
+
+
+def parametrize_cells(metafunc: pytest.Metafunc, bound: str, task_counts: tuple[int, ...]) -> None:
+    """Parametrize (model, tasks, workers): every model, each task count, its worker counts."""
+    cells = [
+        (model, tasks, workers or (1 if model == "serial" else tasks))
+        for tasks in task_counts
+        for model in MODELS
+        for workers in default_workers(model, bound, tasks)
+    ]
+    metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))
+
+
+# -- the model cache --------------------------------------------------------------------
 
 
 class ModelCache:
@@ -39,6 +113,7 @@ class ModelCache:
         self.killed: set[str] = set()
 
     def get(self, name: str, workers: int | None = None, **options: Any) -> Model:
+        """A started model; raises ModelError when it cannot start."""
         key = (name, workers, tuple(sorted(options.items())))
         model = self.models.get(key)
         if model is not None and not model.healthy:
@@ -47,24 +122,24 @@ class ModelCache:
             model = None
         if model is None:
             model = get_model(name, workers=workers, timeout=self.timeout, **options)
-            try:
-                model.start()
-            except ModelError as exc:
-                pytest.fail(str(exc), pytrace=False)
+            model.start()
             self.models[key] = model
         return model
 
-    def reference(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
+    def reference(self, workload: Workload, params: Mapping[str, Any], tasks: int) -> list[Any]:
         """Serial results for the cell: what every model must return."""
         key = (workload.name, tuple(sorted(params.items())), tasks)
         if key not in self.references:
-            self.references[key] = self.get("serial").run(workload, params, tasks)
+            self.references[key] = self.get("serial").run(workload, dict(params), tasks)
         return self.references[key]
 
-    def close(self) -> None:
+    def close_models(self) -> None:
         for model in self.models.values():
             model.close()
         self.models.clear()
+
+    def close(self) -> None:
+        self.close_models()
         stop_multiprocessing_helpers()
 
 
@@ -77,15 +152,6 @@ def _kill_a_worker_soon(model: Model, delay: float = 0.05) -> None:
     threading.Thread(target=kill, daemon=True).start()
 
 
-def ideal_seconds(workload: Workload, params: dict[str, Any]) -> float | None:
-    """What a perfect model takes for an I/O cell: one task's duration, all overlapped.
-
-    A pool smaller than the task count cannot reach it; that shows as low efficiency,
-    which is the point.  CPU cells need the serial time, so reports derive theirs.
-    """
-    return workload.task_seconds(**params)
-
-
 def describe_mismatch(expected: list[Any], got: list[Any]) -> str:
     if len(expected) != len(got):
         return f"{len(got)} results instead of {len(expected)}"
@@ -95,106 +161,341 @@ def describe_mismatch(expected: list[Any], got: list[Any]) -> str:
     return "no difference"
 
 
-def timed_call(
-    benchmark: Any,
-    target: Callable[[], Any],
+# -- cells ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Round:
+    seconds: float
+    cpu_s: float
+    result: Any
+
+
+class Runner:
+    """A prepared cell: ``round()`` times one call, ``problem()`` judges its result."""
+
+    def round(self) -> Round:
+        raise NotImplementedError
+
+    def problem(self, result: Any) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One benchmark cell: what it runs, how many rounds, and its ``extra_info``."""
+
+    group: str
+    rounds: int
+    warmup: int
+    info: Mapping[str, Any]
+
+    def prepare(self, cache: ModelCache) -> Runner:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ModelCell(Cell):
+    """A workload run as ``tasks`` tasks by a registered model."""
+
+    workload: str = ""
+    model: str = ""
+    tasks: int = 1
+    workers: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def prepare(self, cache: ModelCache) -> Runner:
+        return _ModelRunner(self, cache)
+
+
+class _ModelRunner(Runner):
+    def __init__(self, cell: ModelCell, cache: ModelCache) -> None:
+        self.cell = cell
+        self.cache = cache
+        self.workload = get_workload(cell.workload)
+        self.params = dict(cell.params)
+        self.expected = cache.reference(self.workload, self.params, cell.tasks)
+        self.slow = slowdown_factor(cell.workload)
+        self.model()  # start it now: a model that cannot start fails before any timing
+
+    def model(self) -> Model:
+        cell = self.cell
+        return self.cache.get(cell.model, cell.workers, **cell.options)
+
+    def round(self) -> Round:
+        model = self.model()
+        name = self.cell.model
+        if kill_worker_model() == name and name not in self.cache.killed:
+            self.cache.killed.add(name)
+            _kill_a_worker_soon(model)
+        cpu_before = model.cpu_seconds()
+        started = time.perf_counter()
+        results = model.run(self.workload, self.params, self.cell.tasks)
+        elapsed = time.perf_counter() - started
+        if self.slow != 1.0:
+            time.sleep((self.slow - 1.0) * elapsed)
+            elapsed = time.perf_counter() - started
+        return Round(elapsed, model.cpu_seconds() - cpu_before, results)
+
+    def problem(self, result: Any) -> str | None:
+        if result == self.expected:
+            return None
+        return (
+            f"{self.cell.model} returned wrong results for {self.cell.workload} x "
+            f"{self.cell.tasks}: {describe_mismatch(self.expected, result)}"
+        )
+
+
+@dataclass(frozen=True)
+class CallCell(Cell):
+    """A cell that times a plain call (the seed's loops, a pool's start-up)."""
+
+    call: Callable[[], Any] = print
+    expect: Any = None
+    # CPU clock read before and after each round (own process by default).
+    cpu_clock: Callable[[], float] = process_cpu_seconds
+
+    def prepare(self, cache: ModelCache) -> Runner:
+        return _CallRunner(self)
+
+
+class _CallRunner(Runner):
+    def __init__(self, cell: CallCell) -> None:
+        self.cell = cell
+
+    def round(self) -> Round:
+        cpu_before = self.cell.cpu_clock()
+        started = time.perf_counter()
+        result = self.cell.call()
+        elapsed = time.perf_counter() - started
+        return Round(elapsed, self.cell.cpu_clock() - cpu_before, result)
+
+    def problem(self, result: Any) -> str | None:
+        if result == self.cell.expect:
+            return None
+        return f"expected {self.cell.expect!r}, got {result!r}"
+
+
+def model_cell(
+    profile: Profile,
     *,
-    rounds: int,
-    warmup: int,
-    cpu_clock: Callable[[], float],
-) -> tuple[Any, float]:
-    """Run ``target`` under pytest-benchmark; return its last result and CPU s per call."""
-    calls = 0
-    last: list[Any] = [None]
-
-    def counted() -> Any:
-        nonlocal calls
-        calls += 1
-        last[0] = target()
-        return last[0]
-
-    cpu_before = cpu_clock()
-    benchmark.pedantic(counted, rounds=rounds, warmup_rounds=warmup, iterations=1)
-    cpu = (cpu_clock() - cpu_before) / max(calls, 1)
-    return last[0], cpu
-
-
-def run_cell(
-    benchmark: Any,
-    cache: ModelCache,
-    *,
-    profile: str,
-    workload_name: str,
-    model_name: str,
+    workload: str,
+    model: str,
     tasks: int,
     workers: int | None,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     rounds: int,
     warmup: int,
+    start_method: str,
     group: str | None = None,
-    start_method: str | None = None,
-) -> list[Any]:
-    workload = get_workload(workload_name)
-    method = start_method or cache.start_method
-    options = {"start_method": method} if model_name == "processes" else {}
-    expected = cache.reference(workload, params, tasks)
-    model = cache.get(model_name, workers, **options)
-    effective = model.effective_workers(tasks)
-    slow = slowdown_factor(workload_name)
-
-    def target() -> list[Any]:
-        started = time.perf_counter()
-        results = model.run(workload, params, tasks)
-        if slow != 1.0:
-            time.sleep((slow - 1.0) * (time.perf_counter() - started))
-        return results
-
-    if kill_worker_model() == model_name and model_name not in cache.killed:
-        cache.killed.add(model_name)
-        _kill_a_worker_soon(model)
-
-    benchmark.group = group or f"{workload_name}:tasks={tasks}"
-    ideal = ideal_seconds(workload, params)
-    benchmark.extra_info.update(
-        {
-            "bound": workload.bound,
-            "workload": workload_name,
-            "model": model_name,
-            "flavour": model.flavour,
-            "tasks": tasks,
-            "workers": effective,
-            "params": dict(params),
-            "profile": profile,
-            **({"ideal_s": ideal} if ideal is not None else {}),
-            **model.info(),
-        }
+    label: str | None = None,
+) -> ModelCell:
+    """The cell for a workload under a model, with the ``extra_info`` the contract names."""
+    spec = get_workload(workload)
+    model_cls = MODELS[model]
+    workers = workers if model_cls.pooled else None
+    options = {"start_method": start_method} if model == "processes" else {}
+    effective = 1 if model == "serial" else min(workers or tasks, tasks)
+    ideal = spec.task_seconds(**params)
+    info: dict[str, Any] = {
+        "bound": spec.bound,
+        "workload": label or workload,
+        "model": model,
+        "flavour": model_cls.flavour,
+        "tasks": tasks,
+        "workers": effective,
+        "params": dict(params),
+        "profile": profile.name,
+        **options,
+    }
+    if ideal is not None:
+        info["ideal_s"] = ideal
+    if model == "processes" and spec.bound == "io" and tasks > PROCESS_CAP == workers:
+        # One process per task was asked for and capped: the report says so.
+        info["workers_cap"] = PROCESS_CAP
+    return ModelCell(
+        group=group or f"{workload}:tasks={tasks}",
+        rounds=rounds,
+        warmup=warmup,
+        info=info,
+        workload=workload,
+        model=model,
+        tasks=tasks,
+        workers=workers,
+        params=dict(params),
+        options=options,
     )
+
+
+# -- planning and interleaving -----------------------------------------------------------
+
+CellBuilder = Callable[..., Cell]
+_BUILDER_ATTR = "boundbench_cell"
+
+
+def cell_builder(build: CellBuilder) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a benchmark test: ``build(config, **params)`` says which cell it measures."""
+
+    def mark(test: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(test, _BUILDER_ATTR, build)
+        return test
+
+    return mark
+
+
+@dataclass
+class Outcome:
+    seconds: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Trials:
+    """The session's plan: every cell by node id, in batches; their measured rounds."""
+
+    seed: int
+    cache: ModelCache | None = None
+    cells: dict[str, Cell] = field(default_factory=dict)
+    batches: dict[str, list[str]] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    def plan(self, items: list[pytest.Item], config: pytest.Config) -> None:
+        for item in items:
+            build = getattr(getattr(item, "function", None), _BUILDER_ATTR, None)
+            if build is None or item.get_closest_marker("skip") is not None:
+                continue
+            callspec = getattr(item, "callspec", None)
+            params = dict(callspec.params) if callspec is not None else {}
+            self.cells[item.nodeid] = build(config, **params)
+            batch = item.nodeid.split("::", 1)[0]
+            self.batches.setdefault(batch, []).append(item.nodeid)
+
+    def outcome(self, nodeid: str) -> Outcome:
+        if nodeid not in self.outcomes:
+            batch = nodeid.split("::", 1)[0]
+            self.run_batch([n for n in self.batches[batch] if n not in self.outcomes])
+        return self.outcomes[nodeid]
+
+    def run_batch(self, nodeids: list[str]) -> None:
+        assert self.cache is not None, "the trials fixture attaches the cache"
+        try:
+            _interleave(self.cache, {n: self.cells[n] for n in nodeids}, self.outcomes, self.seed)
+        finally:
+            # A batch's pools and workers are not left to run beside the next batch.
+            self.cache.close_models()
+
+
+def schedule(rounds: Mapping[str, int]) -> list[list[str]]:
+    """Passes of the interleaved trial: in each, the cells that run a round then.
+
+    A cell with fewer rounds than the longest spreads them evenly over the passes, so a
+    slow phase of the host is as likely to hit any of its rounds as another cell's.
+    """
+    passes = max(rounds.values(), default=0)
+    plan: list[list[str]] = [[] for _ in range(passes)]
+    for key, count in rounds.items():
+        for index in range(count):
+            plan[math.floor(index * passes / count)].append(key)
+    return plan
+
+
+def _interleave(
+    cache: ModelCache, cells: Mapping[str, Cell], outcomes: dict[str, Outcome], seed: int
+) -> None:
+    rng = random.Random(seed)
+    runners: dict[str, Runner] = {}
+    for key, cell in cells.items():
+        outcomes[key] = Outcome()
+        try:
+            runners[key] = cell.prepare(cache)
+        except (ModelError, LookupError, ValueError) as exc:
+            outcomes[key].error = f"could not prepare the cell: {exc}"
+
+    def one_round(key: str) -> Round | None:
+        outcome = outcomes[key]
+        if outcome.error:
+            return None
+        try:
+            measured = runners[key].round()
+        except ModelError as exc:
+            outcome.error = str(exc)
+            return None
+        problem = runners[key].problem(measured.result)
+        if problem:
+            outcome.error = problem
+            return None
+        return measured
+
+    warmups = [key for key in runners for _ in range(cells[key].warmup)]
+    rng.shuffle(warmups)
+    for key in warmups:
+        one_round(key)
+    for keys in schedule({key: cells[key].rounds for key in runners}):
+        rng.shuffle(keys)
+        for key in keys:
+            measured = one_round(key)
+            if measured is not None:
+                outcomes[key].seconds.append(measured.seconds)
+                outcomes[key].cpu_s.append(measured.cpu_s)
+
+
+class _ReplayClock:
+    """A timer for pytest-benchmark that replays rounds measured earlier.
+
+    pytest-benchmark reads its timer once before and once after each round; this clock
+    advances by the next recorded round between those two reads, so the saved
+    statistics and raw data are exactly the interleaved rounds.
+    """
+
+    __name__ = "perf_counter (interleaved rounds, replayed)"
+
+    def __init__(self, seconds: list[float]) -> None:
+        self._steps: Iterator[float] = iter(seconds)
+        self._now = 0.0
+        self._reads = 0
+
+    def __call__(self) -> float:
+        self._reads += 1
+        if self._reads % 2 == 0:
+            self._now += next(self._steps)
+        return self._now
+
+
+def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
+    """The body of every planned benchmark test."""
+    cell = trials.cells.get(node.nodeid)
+    if cell is None:
+        pytest.fail(f"{node.nodeid}: no cell was planned for this test", pytrace=False)
+    benchmark.group = cell.group
+    benchmark.extra_info.update(cell.info)
+    if not benchmark.enabled:
+        # --benchmark-disable: every cell once, as a plain test, nothing interleaved.
+        assert trials.cache is not None
+        _once(benchmark, trials.cache, cell)
+        return
+    outcome = trials.outcome(node.nodeid)
+    if outcome.error:
+        pytest.fail(outcome.error, pytrace=False)
+    if not outcome.seconds:
+        pytest.fail("the cell measured no round", pytrace=False)
+    benchmark.extra_info["cpu_s"] = sum(outcome.cpu_s) / len(outcome.cpu_s)
+    benchmark.extra_info["interleaved"] = True
+    benchmark._timer = _ReplayClock(outcome.seconds)
+    benchmark.pedantic(lambda: None, rounds=len(outcome.seconds), iterations=1)
+
+
+def _once(benchmark: Any, cache: ModelCache, cell: Cell) -> None:
     try:
-        results, cpu = timed_call(
-            benchmark, target, rounds=rounds, warmup=warmup, cpu_clock=model.cpu_seconds
-        )
-    except ModelError as exc:
+        runner = cell.prepare(cache)
+        # pedantic with benchmarks disabled calls the target once and times nothing.
+        measured: Round = benchmark.pedantic(runner.round, rounds=1, iterations=1)
+    except (ModelError, LookupError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
-    benchmark.extra_info["cpu_s"] = cpu
-    if results != expected:
-        pytest.fail(
-            f"{model_name} returned wrong results for {workload_name} x {tasks}: "
-            f"{describe_mismatch(expected, results)}",
-            pytrace=False,
-        )
-    return results
-
-
-def default_workers(model_name: str, bound: str, tasks: int) -> list[int | None]:
-    """Worker counts worth measuring for a model: pools get a few, schedulers one."""
-    if model_name == "threads":
-        choices = [min(32, cpu_count() + 4), tasks] if bound == "io" else [cpu_count()]
-    elif model_name == "processes":
-        # One process per task is the I/O extreme; past 32 it measures fork, not I/O.
-        choices = [cpu_count(), min(tasks, 32)] if bound == "io" else [cpu_count()]
-    else:
-        return [None]
-    return list(dict.fromkeys(choices))
+    problem = runner.problem(measured.result)
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 def gevent_patched() -> list[str]:

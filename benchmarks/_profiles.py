@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PROFILE_NAMES = ("quick", "standard", "full")
@@ -28,7 +28,8 @@ class Profile:
     seed_loop_n: int
     seed_sleep_s: float
     startup_rounds: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    # rounds of the seed's experiments (seconds each)
+    seed_rounds: int
 
 
 PROFILES: dict[str, Profile] = {
@@ -47,7 +48,8 @@ PROFILES: dict[str, Profile] = {
         slow_rounds=1,
         seed_loop_n=1_000_000,
         seed_sleep_s=0.05,
-        startup_rounds=2,
+        startup_rounds=5,
+        seed_rounds=1,
     ),
     "standard": Profile(
         name="standard",
@@ -67,7 +69,8 @@ PROFILES: dict[str, Profile] = {
         slow_rounds=2,
         seed_loop_n=10_000_000,
         seed_sleep_s=0.2,
-        startup_rounds=3,
+        startup_rounds=9,
+        seed_rounds=3,
     ),
     "full": Profile(
         name="full",
@@ -83,6 +86,7 @@ PROFILES: dict[str, Profile] = {
         slow_rounds=3,
         seed_loop_n=10_000_000,
         seed_sleep_s=2.0,
-        startup_rounds=5,
+        startup_rounds=15,
+        seed_rounds=3,
     ),
 }

@@ -6,10 +6,15 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, run_cell
-from benchmarks._profiles import Profile
-from conftest import get_profile, parametrize_cells
-from workloads.models import MODELS
+from benchmarks._harness import (
+    Cell,
+    Trials,
+    cell_builder,
+    get_profile,
+    measure,
+    model_cell,
+    parametrize_cells,
+)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -17,36 +22,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         parametrize_cells(metafunc, "cpu", get_profile(metafunc.config).cpu_tasks)
 
 
-def _run(
-    workload: str,
+def _cell(workload: str) -> Any:
+    def build(config: pytest.Config, model: str, tasks: int, workers: int) -> Cell:
+        profile = get_profile(config)
+        return model_cell(
+            profile,
+            workload=workload,
+            model=model,
+            tasks=tasks,
+            workers=workers,
+            params=profile.params[workload],
+            rounds=profile.rounds,
+            warmup=profile.warmup,
+            start_method=config.getoption("start_method"),
+        )
+
+    return build
+
+
+@cell_builder(_cell("cpu_loop"))
+def test_cpu_loop(
     benchmark: Any,
-    model_cache: ModelCache,
-    profile: Profile,
+    trials: Trials,
+    request: pytest.FixtureRequest,
     model: str,
     tasks: int,
     workers: int,
 ) -> None:
-    run_cell(
-        benchmark,
-        model_cache,
-        profile=profile.name,
-        workload_name=workload,
-        model_name=model,
-        tasks=tasks,
-        workers=workers if MODELS[model].pooled else None,
-        params=profile.params[workload],
-        rounds=profile.rounds,
-        warmup=profile.warmup,
-    )
+    measure(benchmark, trials, request.node)
 
 
-def test_cpu_loop(
-    benchmark: Any, model_cache: ModelCache, profile: Profile, model: str, tasks: int, workers: int
-) -> None:
-    _run("cpu_loop", benchmark, model_cache, profile, model, tasks, workers)
-
-
+@cell_builder(_cell("cpu_native"))
 def test_cpu_native(
-    benchmark: Any, model_cache: ModelCache, profile: Profile, model: str, tasks: int, workers: int
+    benchmark: Any,
+    trials: Trials,
+    request: pytest.FixtureRequest,
+    model: str,
+    tasks: int,
+    workers: int,
 ) -> None:
-    _run("cpu_native", benchmark, model_cache, profile, model, tasks, workers)
+    measure(benchmark, trials, request.node)

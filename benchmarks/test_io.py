@@ -7,11 +7,16 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, ideal_seconds, run_cell
-from benchmarks._profiles import Profile
-from conftest import get_profile, parametrize_cells
+from benchmarks._harness import (
+    Cell,
+    Trials,
+    cell_builder,
+    get_profile,
+    measure,
+    model_cell,
+    parametrize_cells,
+)
 from workloads import get_workload
-from workloads.models import MODELS
 
 # A cell whose ideal time is above this gets the profile's few slow rounds.
 SLOW_CELL_S = 0.5
@@ -22,22 +27,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         parametrize_cells(metafunc, "io", get_profile(metafunc.config).io_tasks)
 
 
-def test_io_sleep(
-    benchmark: Any, model_cache: ModelCache, profile: Profile, model: str, tasks: int, workers: int
-) -> None:
+def build(config: pytest.Config, model: str, tasks: int, workers: int) -> Cell:
+    profile = get_profile(config)
     params = profile.params["io_sleep"]
     # The few slow rounds go to cells that cannot overlap much (serial, small pools).
-    one_task = ideal_seconds(get_workload("io_sleep"), params) or 0.0
+    one_task = get_workload("io_sleep").task_seconds(**params) or 0.0
     slow = one_task * math.ceil(tasks / workers) > SLOW_CELL_S
-    run_cell(
-        benchmark,
-        model_cache,
-        profile=profile.name,
-        workload_name="io_sleep",
-        model_name=model,
+    return model_cell(
+        profile,
+        workload="io_sleep",
+        model=model,
         tasks=tasks,
-        workers=workers if MODELS[model].pooled else None,
+        workers=workers,
         params=params,
         rounds=profile.slow_rounds if slow else profile.rounds,
         warmup=0 if slow else profile.warmup,
+        start_method=config.getoption("start_method"),
     )
+
+
+@cell_builder(build)
+def test_io_sleep(
+    benchmark: Any,
+    trials: Trials,
+    request: pytest.FixtureRequest,
+    model: str,
+    tasks: int,
+    workers: int,
+) -> None:
+    measure(benchmark, trials, request.node)

@@ -7,45 +7,24 @@ in the tutorial).  I/O: two tasks of three sleeps, serial vs gevent (12 s vs 6 s
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, run_cell, timed_call
-from benchmarks._profiles import Profile
-from conftest import model_params
+from benchmarks._harness import (
+    CallCell,
+    Cell,
+    Trials,
+    cell_builder,
+    get_profile,
+    measure,
+    model_cell,
+    model_params,
+)
 from workloads import seed
-from workloads.models import process_cpu_seconds
 
 SEED_CPU = {"serial": seed.two_loops_serial, "generator": seed.two_loops_pingpong}
-
-
-def test_seed_cpu(benchmark: Any, profile: Profile, model: str, tasks: int, workers: int) -> None:
-    n = profile.seed_loop_n
-    benchmark.group = "seed"
-    benchmark.extra_info.update(
-        {
-            "bound": "cpu",
-            "workload": "seed_cpu",
-            "model": model,
-            "flavour": "sync" if model == "serial" else "gen",
-            "tasks": tasks,
-            "workers": workers,
-            "params": {"n": n},
-            "profile": profile.name,
-        }
-    )
-    result, cpu = timed_call(
-        benchmark,
-        lambda: SEED_CPU[model](n),
-        rounds=profile.slow_rounds,
-        warmup=0,
-        cpu_clock=process_cpu_seconds,
-    )
-    benchmark.extra_info["cpu_s"] = cpu
-    expected = n * (n - 1) // 2
-    assert result == (expected, expected)
-
 
 CELLS = {
     "test_seed_cpu": [("serial", 2, 1), ("generator", 2, 2)],
@@ -58,27 +37,66 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))
 
 
-def test_seed_io(
+def seed_cpu_cell(config: pytest.Config, model: str, tasks: int, workers: int) -> Cell:
+    profile = get_profile(config)
+    n = profile.seed_loop_n
+    expected = n * (n - 1) // 2
+    return CallCell(
+        group="seed",
+        rounds=profile.seed_rounds,
+        warmup=0,
+        info={
+            "bound": "cpu",
+            "workload": "seed_cpu",
+            "model": model,
+            "flavour": "sync" if model == "serial" else "gen",
+            "tasks": tasks,
+            "workers": workers,
+            "params": {"n": n},
+            "profile": profile.name,
+        },
+        call=functools.partial(SEED_CPU[model], n),
+        expect=(expected, expected),
+    )
+
+
+def seed_io_cell(config: pytest.Config, model: str, tasks: int, workers: int) -> Cell:
+    profile = get_profile(config)
+    sleep = config.getoption("seed_sleep") or profile.seed_sleep_s
+    return model_cell(
+        profile,
+        workload="io_sleep",
+        label="seed_io",
+        model=model,
+        tasks=tasks,
+        workers=None,
+        params={"k": seed.SEED_SLEEPS, "d": sleep},
+        rounds=profile.seed_rounds,
+        warmup=0,
+        group="seed",
+        start_method=config.getoption("start_method"),
+    )
+
+
+@cell_builder(seed_cpu_cell)
+def test_seed_cpu(
     benchmark: Any,
-    model_cache: ModelCache,
-    profile: Profile,
-    pytestconfig: Any,
+    trials: Trials,
+    request: pytest.FixtureRequest,
     model: str,
     tasks: int,
     workers: int,
 ) -> None:
-    sleep = pytestconfig.getoption("seed_sleep") or profile.seed_sleep_s
-    run_cell(
-        benchmark,
-        model_cache,
-        profile=profile.name,
-        workload_name="io_sleep",
-        model_name=model,
-        tasks=tasks,
-        workers=None,
-        params={"k": seed.SEED_SLEEPS, "d": sleep},
-        rounds=profile.slow_rounds,
-        warmup=0,
-        group="seed",
-    )
-    benchmark.extra_info["workload"] = "seed_io"
+    measure(benchmark, trials, request.node)
+
+
+@cell_builder(seed_io_cell)
+def test_seed_io(
+    benchmark: Any,
+    trials: Trials,
+    request: pytest.FixtureRequest,
+    model: str,
+    tasks: int,
+    workers: int,
+) -> None:
+    measure(benchmark, trials, request.node)

@@ -1,29 +1,38 @@
-"""Start-up cost of each pool model: create, first result, shut down (group ``startup``).
+"""Start-up cost of each pool model: create, a first result from every worker, shut down.
 
 The cells elsewhere start their pools outside the timed region; this is what that
-start costs.  The forkserver itself is started by a warm-up round, as it is once per
-session in real use.
+start costs a user (group ``startup``).  Nothing is padded: a process pool's start
+returns once every worker has run, and close waits for them to exit.  The forkserver
+itself is started by a warm-up round, as it is once per session in real use.  CPU time
+counts this process and the pool's workers (a forkserver's workers are not our
+children, so they are read before they exit).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
-import psutil
 import pytest
 
-from benchmarks._harness import timed_call
-from benchmarks._profiles import Profile
-from conftest import selected_models
+from benchmarks._harness import (
+    Cell,
+    ModelCache,
+    Round,
+    Runner,
+    Trials,
+    cell_builder,
+    get_profile,
+    measure,
+    selected_models,
+)
 from workloads import get_workload
-from workloads.models import START_METHODS, get_model, unavailable_models
+from workloads.models import START_METHODS, get_model, process_cpu_seconds, unavailable_models
 
 CELLS = [("threads", None), *(("processes", method) for method in START_METHODS), ("gevent", None)]
-
-
-def _own_and_reaped_cpu() -> float:
-    times = psutil.Process().cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+WORKLOAD = get_workload("cpu_loop")
+PARAMS = {"n": 1, "yield_every": 1}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -42,40 +51,61 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("model", "start_method"), params)
 
 
-def test_startup(benchmark: Any, profile: Profile, model: str, start_method: str) -> None:
-    options = {"start_method": start_method} if start_method else {}
-    workload = get_workload("cpu_loop")
-    params = {"n": 1, "yield_every": 1}
+@dataclass(frozen=True)
+class StartupCell(Cell):
+    model: str = ""
+    options: tuple[tuple[str, str], ...] = ()
 
-    def start_run_close() -> list[Any]:
-        instance = get_model(model, **options)
+    def prepare(self, cache: ModelCache) -> Runner:
+        return _StartupRunner(self)
+
+
+class _StartupRunner(Runner):
+    def __init__(self, cell: StartupCell) -> None:
+        self.cell = cell
+
+    def round(self) -> Round:
+        own = time.process_time()
+        started = time.perf_counter()
+        instance = get_model(self.cell.model, **dict(self.cell.options))
         try:
             instance.start()
-            return instance.run(workload, params, 1)
+            result = instance.run(WORKLOAD, PARAMS, 1)
+            workers_cpu = process_cpu_seconds(*instance.child_pids())
         finally:
             instance.close()
+        elapsed = time.perf_counter() - started
+        return Round(elapsed, time.process_time() - own + workers_cpu, result)
 
-    workers = get_model(model, **options).workers or 1
-    benchmark.group = "startup"
-    benchmark.extra_info.update(
-        {
+    def problem(self, result: Any) -> str | None:
+        return None if result == [(0, 0)] else f"expected [(0, 0)], got {result!r}"
+
+
+def startup_cell(config: pytest.Config, model: str, start_method: str) -> Cell:
+    profile = get_profile(config)
+    options = {"start_method": start_method} if start_method else {}
+    return StartupCell(
+        group="startup",
+        rounds=profile.startup_rounds,
+        warmup=1,
+        info={
             "bound": "cpu",
             "workload": "startup",
             "model": model,
             "flavour": "sync",
             "tasks": 1,
-            "workers": workers,
+            "workers": get_model(model, **options).workers or 1,
             "params": options,
             "profile": profile.name,
             **options,
-        }
+        },
+        model=model,
+        options=tuple(options.items()),
     )
-    result, cpu = timed_call(
-        benchmark,
-        start_run_close,
-        rounds=profile.startup_rounds,
-        warmup=1,
-        cpu_clock=_own_and_reaped_cpu,
-    )
-    benchmark.extra_info["cpu_s"] = cpu
-    assert result == [(0, 0)]
+
+
+@cell_builder(startup_cell)
+def test_startup(
+    benchmark: Any, trials: Trials, request: pytest.FixtureRequest, model: str, start_method: str
+) -> None:
+    measure(benchmark, trials, request.node)

@@ -89,8 +89,14 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
         "switch_interval",
         "default_start_method",
         "profile",
+        "libraries",
+        "load_avg_start",
+        "load_avg_end",
     ):
         assert key in facts
+    assert facts["schema_version"] == 2
+    assert facts["libraries"]["pytest-benchmark"]
+    assert facts["method"]["rounds"] == "interleaved"
     names = set()
     for bench in quick_run["benchmarks"]:
         extra = bench["extra_info"]
@@ -98,6 +104,8 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
             assert key in extra, (bench["name"], key)
         assert extra["cpu_s"] >= 0
         assert bench["stats"].get("data"), "raw rounds are kept for the regression check"
+        assert len(bench["stats"]["data"]) == bench["stats"]["rounds"]
+        assert extra["interleaved"] is True
         if extra["workload"] == "io_sleep":
             assert extra["ideal_s"] > 0
         if extra["model"] == "processes" and extra["workload"] != "startup":
@@ -178,18 +186,26 @@ def test_a_killed_worker_fails_one_cell_and_the_next_cells_run(model: str) -> No
     assert wait_gone(tag) == []
 
 
-def test_ctrl_c_leaves_no_child_behind() -> None:
+@pytest.mark.parametrize("delay", [0.0, 2.0, 5.0])
+def test_ctrl_c_to_the_process_group_leaves_no_child_behind(delay: float) -> None:
+    """SIGINT to the whole group, as a terminal sends it, at several points of a run.
+
+    Process pools, the forkserver and the gevent worker are all up from the first
+    measured cell on; the points fall in warm-ups and in interleaved rounds of the
+    processes cells.
+    """
     tag = uuid.uuid4().hex
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "pytest",
+            "benchmarks/test_cpu.py",
             "benchmarks/test_io.py",
             "--profile",
-            "standard",
+            "quick",
             "--models",
-            "processes,gevent,serial",
+            "processes,gevent,serial,threads",
             "-q",
             "-p",
             "no:cacheprovider",
@@ -198,17 +214,20 @@ def test_ctrl_c_leaves_no_child_behind() -> None:
         env={**os.environ, TAG_ENV: tag},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
-        # Wait until the pools and the gevent worker are up, then press Ctrl-C.
-        while len(tagged(tag)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(tagged(tag)) >= 4, "the suite started its workers"
-        proc.send_signal(signal.SIGINT)
+        # Wait until the pools are up, then press Ctrl-C after the delay.
+        while len(tagged(tag)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(tagged(tag)) >= 3, "the suite started its workers"
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+            pytest.fail("the run did not end within 60 s of Ctrl-C")
     assert wait_gone(tag, timeout=15) == [], "children outlived Ctrl-C"

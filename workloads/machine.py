@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import multiprocessing as mp
 import os
 import platform
@@ -13,6 +14,29 @@ from typing import Any
 def gil_enabled() -> bool:
     check = getattr(sys, "_is_gil_enabled", None)
     return True if check is None else bool(check())
+
+
+# The libraries whose version shapes a figure (the interpreter's own is in the facts).
+LIBRARIES = ("pytest-benchmark", "gevent", "greenlet", "uvloop", "psutil", "pytest")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed version of each library in ``LIBRARIES`` (None when missing)."""
+    found: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, where the platform has them."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def machine_facts() -> dict[str, Any]:

@@ -126,7 +126,7 @@ class ProcessesModel(Model):
             # resource tracker that registered it still runs (a session stops the tracker
             # at its end, and a semaphore unlinked by it fails its own late cleanup).
             if self.pool is not None:
-                self.pool._initargs = ()  # type: ignore[attr-defined]
+                self.pool._initargs = ()
         super().start()
         return self
 

@@ -1,0 +1,123 @@
+"""The interleaved trials: how rounds are planned, run, failed and handed on."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from benchmarks._harness import (
+    CallCell,
+    ModelCache,
+    Outcome,
+    _interleave,
+    _ReplayClock,
+    model_cell,
+    schedule,
+)
+from benchmarks._profiles import PROFILES
+
+
+@pytest.mark.parametrize(
+    "rounds", [{"a": 7, "b": 7}, {"a": 7, "b": 2, "c": 1}, {"a": 3, "b": 5}, {"a": 1}, {}]
+)
+def test_schedule_gives_every_cell_its_rounds_spread_over_the_passes(
+    rounds: dict[str, int],
+) -> None:
+    plan = schedule(rounds)
+    assert len(plan) == max(rounds.values(), default=0)
+    assert Counter(itertools.chain.from_iterable(plan)) == Counter(rounds)
+    for keys in plan:
+        assert len(keys) == len(set(keys)), "at most one round of a cell per pass"
+    if rounds == {"a": 7, "b": 2, "c": 1}:
+        b_passes = [index for index, keys in enumerate(plan) if "b" in keys]
+        assert b_passes[1] - b_passes[0] >= 3, "a cell's few rounds are spread out"
+
+
+def _recording_cell(name: str, log: list[str], rounds: int, warmup: int = 0) -> CallCell:
+    def call() -> str:
+        log.append(name)
+        return name
+
+    return CallCell(group="g", rounds=rounds, warmup=warmup, info={}, call=call, expect=name)
+
+
+def test_rounds_are_interleaved_in_random_order_after_all_warmups() -> None:
+    log: list[str] = []
+    cells = {name: _recording_cell(name, log, rounds=6, warmup=1) for name in "abcd"}
+    outcomes: dict[str, Outcome] = {}
+    _interleave(ModelCache(timeout=5), cells, outcomes, seed=1)
+    assert sorted(log[:4]) == list("abcd"), "warm-ups come first"
+    timed = log[4:]
+    assert len(timed) == 24
+    passes = [timed[i : i + 4] for i in range(0, 24, 4)]
+    assert all(sorted(p) == list("abcd") for p in passes), "each pass runs every cell once"
+    assert len({tuple(p) for p in passes}) > 1, "the order changes from pass to pass"
+    assert all(len(outcomes[name].seconds) == 6 for name in "abcd")
+    assert all(outcome.error is None for outcome in outcomes.values())
+
+
+def test_a_wrong_result_fails_its_cell_only_and_stops_its_rounds() -> None:
+    log: list[str] = []
+    cells = {name: _recording_cell(name, log, rounds=3) for name in "ab"}
+    cells["bad"] = CallCell(group="g", rounds=3, warmup=0, info={}, call=lambda: 1, expect=2)
+    outcomes: dict[str, Outcome] = {}
+    _interleave(ModelCache(timeout=5), cells, outcomes, seed=0)
+    assert outcomes["bad"].error == "expected 2, got 1"
+    assert outcomes["bad"].seconds == []
+    assert len(outcomes["a"].seconds) == len(outcomes["b"].seconds) == 3
+
+
+def test_a_model_cell_that_times_out_fails_and_the_next_cell_gets_a_fresh_model() -> None:
+    profile = PROFILES["quick"]
+    common: dict[str, Any] = {
+        "workload": "io_sleep",
+        "model": "threads",
+        "tasks": 1,
+        "workers": 1,
+        "rounds": 2,
+        "warmup": 0,
+        "start_method": "forkserver",
+    }
+    cells = {
+        "hang": model_cell(profile, params={"k": 1, "d": 1.0}, **common),
+        "fine": model_cell(profile, params={"k": 1, "d": 0.001}, **common),
+    }
+    cache = ModelCache(timeout=0.3)
+    outcomes: dict[str, Outcome] = {}
+    try:
+        _interleave(cache, cells, outcomes, seed=0)
+    finally:
+        cache.close()
+    assert outcomes["hang"].error is not None
+    assert "unfinished after 0.3 s" in outcomes["hang"].error
+    assert outcomes["fine"].error is None
+    assert len(outcomes["fine"].seconds) == 2
+
+
+def test_the_replay_clock_hands_pytest_benchmark_exactly_the_measured_rounds() -> None:
+    rounds = [0.5, 0.25, 0.125]
+    clock = _ReplayClock(rounds)
+    durations = []
+    for _ in rounds:
+        start = clock()
+        durations.append(clock() - start)
+    assert durations == rounds
+
+
+def test_a_capped_process_pool_says_so() -> None:
+    profile = PROFILES["standard"]
+    common: dict[str, Any] = {
+        "workload": "io_sleep",
+        "model": "processes",
+        "params": {"k": 1, "d": 0.01},
+        "rounds": 1,
+        "warmup": 0,
+        "start_method": "forkserver",
+    }
+    capped = model_cell(profile, tasks=100, workers=32, **common)
+    assert capped.info["workers_cap"] == 32
+    assert capped.info["workers"] == 32
+    assert "workers_cap" not in model_cell(profile, tasks=10, workers=10, **common).info
