@@ -1,4 +1,4 @@
-"""``python -m reports``: saved runs -> charts, page, tables; ``python -m reports check``."""
+"""``python -m reports``: saved runs -> charts, page, tables; ``check``; ``history``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ def main(argv: list[str] | None = None) -> int:
         from .check import main as check_main
 
         return check_main(args[1:])
+    if args and args[0] == "history":
+        from .history import main as history_main
+
+        return history_main(args[1:])
     from .report import main as report_main
 
     return report_main(args)

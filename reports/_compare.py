@@ -9,7 +9,9 @@ Each cell is measured in the unit of the mode:
   so the ratio survives a change of machine or a noisy shared runner; a slowdown that
   hits the serial cell and the model alike is, by design, invisible here.
 - ``efficiency``: ideal / cell time, ideal being ``ideal_s`` when the benchmark knows
-  it, else (CPU work) serial median / min(usable CPUs, workers, tasks) of the same run.
+  it, else (CPU work) serial median / min(usable CPUs, tasks) of the same run.
+
+Serial baselines and ideals come from :mod:`reports._figures`, as in the report.
 
 In the normalized modes the serial median is one number per run, so the per-round
 values are the cell's own rounds scaled by it: the rank test sees the cell's noise, not
@@ -20,13 +22,12 @@ median that happens to be off.
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _stats
+from . import _figures, _stats
 from ._runs import Run
 
 MODES = ("time", "speedup", "efficiency")
@@ -56,6 +57,8 @@ class Measure:
     value: float
     # per-round values in the mode's unit; empty when the run kept only summary stats
     rounds: tuple[float, ...]
+    # IQR / median of the round times, None when too few rounds to say
+    spread: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,12 @@ class Row:
     p: float | None
     rounds: tuple[int, int]
     verdict: str  # "regression", "improved", "ok"
+    # IQR / median of the round times in (baseline, current)
+    spread: tuple[float | None, float | None] = (None, None)
+
+    @property
+    def unstable(self) -> bool:
+        return any(_figures.is_unstable(value) for value in self.spread)
 
 
 @dataclass
@@ -144,36 +153,14 @@ def _times(run: Run, bench: dict[str, Any]) -> tuple[float, tuple[float, ...]]:
     return median, rounds
 
 
-def _cell_of(bench: dict[str, Any]) -> tuple[str, str, Any]:
-    """(workload, parameters as canonical JSON, tasks): what a serial reference shares."""
-    extra = bench.get("extra_info") or {}
-    params = extra.get("params") or {}
-    return (
-        str(extra.get("workload")),
-        json.dumps(params, sort_keys=True, default=str),
-        extra.get("tasks"),
-    )
-
-
-def _usable_cpus(run: Run) -> int | None:
-    facts = run.machine_info.get("boundbench") or {}
-    for value in (facts.get("cpu_usable"), facts.get("cpu_count")):
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
 def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
     """Every cell of ``run`` in the unit of ``mode``, and why others cannot be measured."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     out: dict[str, Measure] = {}
     unmeasured: dict[str, str] = {}
-    serial: dict[tuple[str, str, Any], float] = {}
-    if mode != "time":
-        for bench in run.benchmarks:
-            if (bench.get("extra_info") or {}).get("model") == "serial":
-                serial.setdefault(_cell_of(bench), _times(run, bench)[0])
+    serial = _figures.serial_medians(run.benchmarks) if mode != "time" else {}
+    cpus = _figures.usable_cpus(run.machine_info)
     for bench in run.benchmarks:
         key = cell_key(bench)
         if key in out or key in unmeasured:
@@ -181,7 +168,7 @@ def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
         median, rounds = _times(run, bench)
         extra = bench.get("extra_info") or {}
         is_serial = extra.get("model") == "serial"
-        reference = serial.get(_cell_of(bench))
+        reference = serial.get(_figures.baseline_key(extra))
         if mode == "time":
             scale = None
         elif mode == "speedup":
@@ -193,9 +180,9 @@ def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
                 continue
             scale = reference
         else:
-            ideal = extra.get("ideal_s")
-            if isinstance(ideal, int | float) and not isinstance(ideal, bool) and ideal > 0:
-                scale = float(ideal)
+            ideal = _figures.ideal_time(extra, reference, cpus)
+            if ideal is not None and (not is_serial or "ideal_s" in extra):
+                scale = ideal
             elif extra.get("bound") != "cpu":
                 unmeasured[key] = "no ideal_s and not CPU work: ideal unknown"
                 continue
@@ -206,13 +193,8 @@ def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
                 unmeasured[key] = "no serial cell to derive the ideal time from"
                 continue
             else:
-                cpus = _usable_cpus(run)
-                if cpus is None:
-                    unmeasured[key] = "no CPU count in machine_info: ideal unknown"
-                    continue
-                workers = extra.get("workers") or 1
-                tasks = extra.get("tasks") or 1
-                scale = reference / max(1, min(cpus, int(workers), int(tasks)))
+                unmeasured[key] = "no CPU count in machine_info: ideal unknown"
+                continue
         if scale is not None:
             median = scale / median
             rounds = tuple(scale / value for value in rounds)
@@ -222,6 +204,7 @@ def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
             group=str(bench.get("group") or extra.get("workload") or ""),
             value=median,
             rounds=rounds,
+            spread=_figures.relative_spread(bench["stats"]),
         )
     return out, unmeasured
 
@@ -266,6 +249,7 @@ def compare_cell(baseline: Measure, current: Measure, settings: Settings) -> Row
         p=p,
         rounds=(n_base, n_cur),
         verdict=verdict,
+        spread=(baseline.spread, current.spread),
     )
 
 
@@ -311,7 +295,8 @@ def _example(keys: set[str]) -> str:
 
 # Facts that make two runs' absolute times incomparable (machine), and facts that
 # change how concurrency behaves (interpreter).
-_MACHINE_FACTS = (
+Fact = tuple[str, Callable[[dict[str, Any]], Any]]
+_MACHINE_FACTS: tuple[Fact, ...] = (
     ("machine", lambda info: info.get("node")),
     ("CPU", lambda info: (info.get("cpu") or {}).get("brand_raw")),
     (
@@ -320,7 +305,7 @@ _MACHINE_FACTS = (
     ),
     ("usable CPUs", lambda info: _facts(info).get("cpu_usable")),
 )
-_INTERPRETER_FACTS = (
+_INTERPRETER_FACTS: tuple[Fact, ...] = (
     ("Python", lambda info: _facts(info).get("python_version") or info.get("python_version")),
     (
         "implementation",
@@ -353,3 +338,35 @@ def machine_differences(baseline: Run, current: Run) -> tuple[list[str], list[st
         _differences(baseline, current, _MACHINE_FACTS),
         _differences(baseline, current, _INTERPRETER_FACTS),
     )
+
+
+def environment(run: Run) -> tuple[Any, ...]:
+    """The facts that must match for two runs' times to be comparable (machine, interpreter)."""
+    return tuple(get(run.machine_info) for _label, get in (*_MACHINE_FACTS, *_INTERPRETER_FACTS))
+
+
+def same_environment(first: Run, second: Run) -> bool:
+    """Same machine and interpreter as far as both runs tell (a fact one lacks is no clash)."""
+    machine, interpreter = machine_differences(first, second)
+    return not machine and not interpreter
+
+
+def environment_label(run: Run) -> str:
+    facts = _facts(run.machine_info)
+    python = facts.get("python_version") or run.machine_info.get("python_version") or "?"
+    impl = facts.get("python_implementation") or run.machine_info.get("python_implementation")
+    return f"{run.machine} · {impl or 'Python'} {python}"
+
+
+def library_differences(baseline: Run, current: Run) -> list[str]:
+    """Libraries whose version differs (or that only one run has), as phrases."""
+    before = _figures.libraries(baseline.machine_info)
+    after = _figures.libraries(current.machine_info)
+    if not before or not after:
+        return []
+    out = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            out.append(f"{name} {old or 'absent'} vs {new or 'absent'}")
+    return out

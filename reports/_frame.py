@@ -1,14 +1,18 @@
 """Saved runs -> one tidy DataFrame: a row per benchmark per run, speedup and efficiency.
 
 ``build_frame(runs)`` is the one place that turns :class:`reports._runs.Run` objects
-into columns; the report and the regression check both start from it.  The derived
-columns follow docs/contract.md:
+into columns.  The derived columns (serial baseline, ideal, speedup, efficiency, spread)
+come from :mod:`reports._figures`, which the regression check uses too; they follow
+docs/contract.md:
 
-- a cell's serial baseline is the ``serial`` row of the same run, workload, params and
+- a cell's serial baseline is the ``serial`` cell of the same run, workload, params and
   tasks; ``speedup = serial median / median``;
 - ``ideal_s`` is taken from ``extra_info`` when given, else (``bound == "cpu"`` only)
-  ``serial median / min(cpu_usable, workers, tasks)``;
-- ``efficiency = ideal_s / median_s`` (1.0 is the physical limit).
+  ``serial median / min(cpu_usable, tasks)``, the same for every model;
+- ``efficiency = ideal_s / median_s`` (1.0 is the physical limit);
+- ``spread = IQR / median``; ``unstable`` when it is above ``UNSTABLE_SPREAD``;
+- ``cap_limit``: the best efficiency a pool capped by the harness (``workers_cap``)
+  can reach, when the cap is below the task count.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from . import _figures
+from ._figures import params_key
 from ._runs import Run
 
 # Registry order: charts and tables list models in this order, then net styles, then
@@ -50,6 +56,7 @@ NET_COLUMNS = (
     "errors",
     "server_cpu_s",
     "client_cpu_s",
+    "client_processes",
 )
 # Workloads whose non-serial cells are expected to have a serial baseline in the run.
 NO_BASELINE_EXPECTED = frozenset({"startup", "echo"})
@@ -93,6 +100,11 @@ COLUMNS = (
     "serial_median_s",
     "speedup",
     "efficiency",
+    "spread",
+    "unstable",
+    "workers_cap",
+    "cap_limit",
+    "schema_version",
     "path",
 )
 
@@ -110,13 +122,6 @@ def _num(value: Any) -> float:
 def _int(value: Any) -> int | None:
     number = _num(value)
     return None if math.isnan(number) else int(number)
-
-
-def params_key(params: Any) -> str:
-    """The workload's parameters as a stable JSON string (sorted keys), ``{}`` if none."""
-    if not isinstance(params, dict):
-        return "{}"
-    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def params_label(params: str) -> str:
@@ -151,14 +156,12 @@ def _interpreter(run: Run) -> tuple[str, str, bool]:
     return version, label, gil_on
 
 
-def _cpu_usable(run: Run) -> int | None:
-    info = run.machine_info
-    bb = boundbench_info(info)
-    cpu = bb.get("cpu_usable") or bb.get("cpu_count") or (info.get("cpu") or {}).get("count")
-    return _int(cpu)
-
-
-def _row(run: Run, bench: dict[str, Any], python: tuple[str, str, bool]) -> dict[str, Any]:
+def _row(
+    run: Run,
+    bench: dict[str, Any],
+    python: tuple[str, str, bool],
+    serial: dict[_figures.BaselineKey, float],
+) -> dict[str, Any]:
     extra = bench.get("extra_info") or {}
     stats = bench.get("stats") or {}
     params = extra.get("params")
@@ -178,7 +181,7 @@ def _row(run: Run, bench: dict[str, Any], python: tuple[str, str, bool]) -> dict
         "python": python[0],
         "interpreter": python[1],
         "gil_enabled": python[2],
-        "cpu_usable": _cpu_usable(run),
+        "cpu_usable": _figures.usable_cpus(run.machine_info),
         "group": bench.get("group"),
         "name": bench.get("name"),
         "fullname": bench.get("fullname") or bench.get("name"),
@@ -201,9 +204,21 @@ def _row(run: Run, bench: dict[str, Any], python: tuple[str, str, bool]) -> dict
         "max_s": _num(stats.get("max")),
         "rounds": _int(stats.get("rounds")),
         "cpu_s": _num(extra.get("cpu_s")),
-        "ideal_s": _num(extra.get("ideal_s")),
+        "workers_cap": _int(extra.get("workers_cap")),
+        "cap_limit": _none_to_nan(_figures.cap_limit(extra)),
+        "schema_version": run.schema_version,
         "path": str(run.path),
     }
+    median = row["median_s"] if math.isfinite(row["median_s"]) and row["median_s"] > 0 else None
+    reference = serial.get(_figures.baseline_key(extra))
+    ideal = _figures.ideal_time(extra, reference, row["cpu_usable"])
+    spread = _figures.relative_spread(stats)
+    row["ideal_s"] = _none_to_nan(ideal)
+    row["serial_median_s"] = _none_to_nan(reference)
+    row["speedup"] = _none_to_nan(_figures.ratio(reference, median))
+    row["efficiency"] = _none_to_nan(_figures.ratio(ideal, median))
+    row["spread"] = _none_to_nan(spread)
+    row["unstable"] = _figures.is_unstable(spread)
     if row["bound"] == "net" or any(key in extra for key in NET_COLUMNS):
         for key in NET_COLUMNS:
             row[key] = _num(extra.get(key))
@@ -212,6 +227,10 @@ def _row(run: Run, bench: dict[str, Any], python: tuple[str, str, bool]) -> dict
         if math.isnan(row["payload"]):
             row["payload"] = _num(params.get("payload"))
     return row
+
+
+def _none_to_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def _cell_label(row: pd.Series) -> str:
@@ -252,7 +271,8 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for run in runs:
         python = _interpreter(run)
-        rows.extend(_row(run, bench, python) for bench in run.benchmarks)
+        serial = _figures.serial_medians(run.benchmarks)
+        rows.extend(_row(run, bench, python, serial) for bench in run.benchmarks)
     if not rows:
         return empty_frame()
     frame = pd.DataFrame.from_records(rows)
@@ -262,11 +282,13 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     frame["datetime"] = pd.to_datetime(
         frame["datetime"], utc=True, errors="coerce", format="ISO8601"
     )
-    for column in ("run_number", "tasks", "workers", "rounds", "cpu_usable"):
+    for column in ("run_number", "tasks", "workers", "rounds", "cpu_usable", "workers_cap"):
         frame[column] = frame[column].astype("Int64")
     frame["gil_enabled"] = frame["gil_enabled"].astype("bool")
+    frame["unstable"] = frame["unstable"].astype("bool")
+    for column in ("ideal_s", "serial_median_s", "speedup", "efficiency", "spread", "cap_limit"):
+        frame[column] = frame[column].astype("float64")
     frame["cell"] = frame.apply(_cell_label, axis=1) if len(frame) else []
-    frame = _derive(frame)
     ordered = [c for c in COLUMNS if c in frame.columns]
     ordered += [c for c in frame.columns if c not in ordered]
     frame = frame[ordered]
@@ -277,34 +299,6 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
         kind="stable",
     )
     return frame.drop(columns="_rank").reset_index(drop=True)
-
-
-def _derive(frame: pd.DataFrame) -> pd.DataFrame:
-    serial = (
-        frame[frame["model"] == "serial"]
-        .groupby(list(BASELINE_KEYS), dropna=False)["median_s"]
-        .median()
-        .rename("serial_median_s")
-        .reset_index()
-    )
-    frame = frame.merge(serial, on=list(BASELINE_KEYS), how="left", validate="many_to_one")
-    frame["speedup"] = frame["serial_median_s"] / frame["median_s"]
-    # ideal for CPU work when not given: the serial time shared by the usable parallelism.
-    width = pd.concat(
-        [
-            frame["cpu_usable"].astype("float64"),
-            frame["workers"].astype("float64"),
-            frame["tasks"].astype("float64"),
-        ],
-        axis=1,
-    ).min(axis=1, skipna=True)
-    derived_ideal = frame["serial_median_s"] / width.where(width >= 1)
-    use_derived = frame["ideal_s"].isna() & (frame["bound"] == "cpu")
-    frame["ideal_s"] = frame["ideal_s"].where(~use_derived, derived_ideal)
-    frame["efficiency"] = frame["ideal_s"] / frame["median_s"]
-    for column in ("speedup", "efficiency", "ideal_s", "serial_median_s"):
-        frame[column] = frame[column].astype("float64").where(lambda s: s.map(math.isfinite))
-    return frame
 
 
 def missing_baselines(frame: pd.DataFrame) -> list[str]:

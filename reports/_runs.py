@@ -3,6 +3,16 @@
 Everything in ``reports/`` reads runs through here: a run is one pytest-benchmark
 JSON file; a benchmark in it is usable by boundbench when its ``extra_info`` names
 at least the workload and the model.  Inputs are only ever read.
+
+Runs saved before a key changed meaning stay readable: ``read_run`` brings every run
+to the current schema (``SCHEMA_VERSION``), so nothing downstream knows about old ones.
+
+- schema 1 (no ``machine_info["boundbench"]["schema_version"]``): network (echo) cells
+  put the load client's process count in ``workers``; read as ``client_processes``,
+  with ``workers`` = connections, as schema 2 writes them.
+- schema 2: ``schema_version``, ``libraries``, ``load_avg_start`` / ``load_avg_end``
+  and ``cpu_count`` in ``machine_info["boundbench"]``; echo cells carry
+  ``client_processes``; capped pools carry ``workers_cap``.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from typing import Any
 
 DEFAULT_STORAGE = Path(".benchmarks")
 REQUIRED_EXTRA = ("workload", "model")
+SCHEMA_VERSION = 2
 # pytest-benchmark names saved runs NNNN_<name>.json
 _RUN_NUMBER = re.compile(r"^(\d{4})_")
 
@@ -33,6 +44,9 @@ class Run:
     machine_info: dict[str, Any]
     benchmarks: list[dict[str, Any]]
     skipped: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+    # facts about the run worth a line (an unknown newer schema, ...)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -97,15 +111,56 @@ def read_run(path: Path) -> Run:
         raise RunError(f"{path}: {why} (is it a boundbench run?)")
     match = _RUN_NUMBER.match(path.name)
     commit = (data.get("commit_info") or {}).get("id")
+    machine_info = data.get("machine_info") or {}
+    if not isinstance(machine_info, dict):
+        raise RunError(f"{path}: machine_info is not an object (corrupt run?)")
+    version = schema_version(machine_info, path)
+    notes = []
+    if version > SCHEMA_VERSION:
+        notes.append(
+            f"{path}: schema_version {version} is newer than this report knows"
+            f" ({SCHEMA_VERSION}); read as {SCHEMA_VERSION}"
+        )
     return Run(
         path=path,
         number=int(match.group(1)) if match else None,
         datetime=data.get("datetime"),
         commit=commit,
-        machine_info=data.get("machine_info") or {},
-        benchmarks=usable,
+        machine_info=machine_info,
+        benchmarks=[upgrade_benchmark(bench, version) for bench in usable],
         skipped=skipped,
+        schema_version=version,
+        notes=notes,
     )
+
+
+def schema_version(machine_info: dict[str, Any], path: Path | str = "run") -> int:
+    """The run's schema: ``machine_info["boundbench"]["schema_version"]``, 1 when absent."""
+    facts = machine_info.get("boundbench")
+    if not isinstance(facts, dict) or "schema_version" not in facts:
+        return 1
+    value = facts["schema_version"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RunError(f"{path}: schema_version is {value!r}, not a positive integer")
+    return value
+
+
+def upgrade_benchmark(bench: dict[str, Any], version: int) -> dict[str, Any]:
+    """One benchmark as the current schema writes it (a copy when anything changes)."""
+    extra = bench.get("extra_info") or {}
+    if version >= 2 or not _is_echo(extra) or "client_processes" in extra:
+        return bench
+    # Schema 1: an echo cell's `workers` was the load client's process count.
+    upgraded = dict(extra)
+    upgraded["client_processes"] = extra.get("workers")
+    connections = extra.get("connections", extra.get("tasks"))
+    if connections is not None:
+        upgraded["workers"] = connections
+    return {**bench, "extra_info": upgraded}
+
+
+def _is_echo(extra: dict[str, Any]) -> bool:
+    return extra.get("bound") == "net" or extra.get("workload") == "echo"
 
 
 def load_runs(paths: Iterable[str | Path] | None = None) -> tuple[list[Run], list[str]]:
@@ -123,6 +178,7 @@ def load_runs(paths: Iterable[str | Path] | None = None) -> tuple[list[Run], lis
             problems.append(str(exc))
             continue
         problems.extend(f"{path}: skipped {line}" for line in run.skipped)
+        problems.extend(run.notes)
         runs.append(run)
     runs.sort(key=lambda r: (r.datetime or "", r.number or 0, str(r.path)))
     return runs, problems

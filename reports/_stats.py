@@ -25,7 +25,11 @@ def min_p_value(n1: int, n2: int) -> float:
     """
     if n1 < 1 or n2 < 1:
         return 1.0
-    return 1.0 / math.comb(n1 + n2, n1)
+    orderings = math.comb(n1 + n2, n1)
+    try:
+        return 1.0 / orderings
+    except OverflowError:  # more orderings than a float can count: p is as good as 0
+        return 0.0
 
 
 def can_test(n1: int, n2: int, alpha: float) -> bool:

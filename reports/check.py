@@ -9,18 +9,26 @@ settable per group) *and* the rounds say so: a one-sided Mann-Whitney U test at
 alpha 0.01.  With too few rounds for the test to ever reach alpha (3+3 rounds cannot
 go below p = 0.05), or with summary statistics only, the threshold alone decides and
 the output says so.  See docs/ci.md.
+
+``--reference RUN`` also compares the current run with a pinned run (a creeping
+slowdown never trips the pairwise check against the previous run); ``--calibrate RUN
+RUN ...`` measures the noise between runs of unchanged code and prints the minimum
+effects it suggests.  Runs are paired only within one machine and interpreter unless
+named explicitly or ``--any-machine`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
-from . import _stats
+from . import _calibrate, _figures, _stats
 from ._compare import (
     DEFAULT_MIN_EFFECT,
     MODE_TITLES,
@@ -31,7 +39,10 @@ from ._compare import (
     Row,
     Settings,
     compare_runs,
+    environment_label,
+    library_differences,
     machine_differences,
+    same_environment,
 )
 from ._runs import DEFAULT_STORAGE, Run, RunError, find_run_files, read_run
 
@@ -45,6 +56,14 @@ class Selection:
     baseline: Run
     current: Run
     warnings: list[str] = field(default_factory=list)
+    reference: Run | None = None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), never the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
 # -- command line -------------------------------------------------------------------
@@ -69,6 +88,22 @@ def _group_effect(text: str) -> tuple[str, float]:
     return pattern.strip(), _fraction(value)
 
 
+def _run_ref(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a run number, a run file or a folder")
+    return text
+
+
+def _margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be between 1 and 10")
+    return value
+
+
 def _alpha(text: str) -> float:
     try:
         value = float(text)
@@ -80,7 +115,7 @@ def _alpha(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description=(
             "Compare a current run with a baseline, cell by cell.  Exit 0: no regression;"
@@ -99,8 +134,41 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"where numbered runs are looked up: files or folders (default: {DEFAULT_STORAGE})",
     )
-    parser.add_argument("--baseline", "-b", metavar="RUN", help="the run to compare against")
-    parser.add_argument("--current", "-c", metavar="RUN", help="the run under test")
+    parser.add_argument(
+        "--baseline", "-b", type=_run_ref, metavar="RUN", help="the run to compare against"
+    )
+    parser.add_argument("--current", "-c", type=_run_ref, metavar="RUN", help="the run under test")
+    parser.add_argument(
+        "--reference",
+        "-r",
+        type=_run_ref,
+        metavar="RUN",
+        help="also compare the current run with this pinned run: catches a slowdown that"
+        " creeps in by a few percent per run, which no comparison with the previous run sees",
+    )
+    parser.add_argument(
+        "--any-machine",
+        action="store_true",
+        help="when picking the baseline, accept a run from another machine or interpreter"
+        " (by default only runs of the current run's machine and interpreter are paired)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        nargs="+",
+        metavar="RUN",
+        type=_run_ref,
+        help="instead of a check: the noise between these runs of unchanged code (2 or"
+        " more; 4 or more recommended), per group family, and the minimum effects it"
+        " suggests as a [tool.boundbench.check.min-effect-group] table",
+    )
+    parser.add_argument(
+        "--margin",
+        type=_margin,
+        default=None,
+        metavar="M",
+        help="--calibrate: suggested minimum effect = M x the 95th percentile of the noise,"
+        " and at least its maximum (default 1.5)",
+    )
     parser.add_argument(
         "--mode",
         choices=(*MODES, "auto"),
@@ -190,7 +258,23 @@ def read_config(path: Path | None) -> tuple[float | None, list[tuple[str, float]
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    return build_parser().parse_args(list(argv))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.calibrate is not None:
+        clash = [
+            flag
+            for flag, value in (
+                ("--baseline", args.baseline),
+                ("--current", args.current),
+                ("--reference", args.reference),
+            )
+            if value
+        ]
+        if clash:
+            parser.error(f"--calibrate takes its runs itself, not {', '.join(clash)}")
+    elif args.margin is not None:
+        parser.error("--margin only applies to --calibrate")
+    return args
 
 
 # -- choosing the two runs ----------------------------------------------------------
@@ -269,10 +353,13 @@ def _resolve(ref: str, what: str, paths: Sequence[str]) -> Run:
     return _by_path(ref, what)
 
 
-def _previous(current: Run, runs: list[Run]) -> Run | None:
-    """The run saved before ``current``, preferring its machine folder (as pytest-benchmark)."""
+def _previous(current: Run, runs: list[Run], *, any_machine: bool = False) -> Run | None:
+    """The run saved before ``current`` on its machine and interpreter (unless
+    ``any_machine``), preferring its machine folder (as pytest-benchmark)."""
     others = [run for run in runs if run.path.resolve() != current.path.resolve()]
     earlier = [run for run in others if _order(run) < _order(current)]
+    if not any_machine:
+        earlier = [run for run in earlier if same_environment(run, current)]
     same_folder = [r for r in earlier if r.path.parent == current.path.parent]
     pool = same_folder or earlier
     return pool[-1] if pool else None
@@ -299,17 +386,27 @@ def select(args: argparse.Namespace) -> Selection:
                 )
             current = _latest(pool)
         if baseline is None:
-            baseline = _previous(current, runs)
+            baseline = _previous(current, runs, any_machine=args.any_machine)
             if baseline is None:
+                earlier = _previous(current, runs, any_machine=True)
+                if earlier is not None:
+                    raise InputError(
+                        f"missing baseline: no run saved before {current.path} under {where}"
+                        f" comes from its machine and interpreter ({environment_label(current)});"
+                        " name one with --baseline RUN, or pass --any-machine"
+                    )
                 raise InputError(
                     f"missing baseline: no run saved before {current.path} under {where}"
                     f" ({len(runs)} run(s) found; give --baseline RUN)"
                 )
     if baseline.path.resolve() == current.path.resolve():
         raise InputError(f"the baseline and the current run are the same file: {current.path}")
+    reference = _resolve(args.reference, "reference", paths) if args.reference else None
+    if reference is not None and reference.path.resolve() == current.path.resolve():
+        raise InputError(f"the reference and the current run are the same file: {current.path}")
     for run, what in ((baseline, "baseline"), (current, "current")):
         warnings.extend(f"{what} {run.path}: skipped {line}" for line in run.skipped)
-    return Selection(baseline, current, warnings)
+    return Selection(baseline, current, warnings, reference)
 
 
 # -- rendering ----------------------------------------------------------------------
@@ -339,8 +436,10 @@ def _value(mode: str, value: float) -> str:
 
 def _significance(row: Row) -> str:
     if row.method == MWU and row.p is not None:
-        return f"p={row.p:.2g} ({row.rounds[0]}+{row.rounds[1]} rounds)"
-    return f"threshold ({row.fallback})"
+        text = f"p={row.p:.2g} ({row.rounds[0]}+{row.rounds[1]} rounds)"
+    else:
+        text = f"threshold ({row.fallback})"
+    return text + ", unstable" if row.unstable else text
 
 
 def _verdict(row: Row, *, markdown: bool) -> str:
@@ -366,10 +465,14 @@ class Outcome:
     comparison: Comparison
     header: list[str]
     warnings: list[str]
+    # the current run against the pinned --reference run, when one was given
+    reference: Outcome | None = None
 
     @property
     def exit_code(self) -> int:
-        return EXIT_REGRESSION if self.comparison.regressions else EXIT_OK
+        if self.comparison.regressions:
+            return EXIT_REGRESSION
+        return self.reference.exit_code if self.reference is not None else EXIT_OK
 
 
 def _headline(comparison: Comparison) -> str:
@@ -413,12 +516,23 @@ def _describe(selection: Selection, comparison: Comparison, mode_note: str | Non
         if "no round data" in fallbacks:
             lines.append("  (raw rounds are kept by --benchmark-save-data; the profiles set it)")
         if "too few rounds" in fallbacks:
-            need = next(n for n in range(1, 100) if _stats.can_test(n, n, settings.alpha))
+            need = rounds_needed(settings.alpha)
             lines.append(
                 f"  (the test needs at least {need}+{need} rounds to reach alpha"
                 f" {settings.alpha:g}; use a profile with more rounds)"
             )
     return lines
+
+
+def rounds_needed(alpha: float) -> int:
+    """The fewest rounds per side (n+n) with which the rank test can reach ``alpha``."""
+    # C(2n, n) >= 4^n / (2 sqrt(n)): start near the answer and count up; any alpha > 0 ends.
+    n = max(1, int(-math.log(alpha) / math.log(4)))
+    while not _stats.can_test(n, n, alpha):
+        n += 1
+    while n > 1 and _stats.can_test(n - 1, n - 1, alpha):
+        n -= 1
+    return n
 
 
 def _warnings(selection: Selection, comparison: Comparison) -> list[str]:
@@ -432,6 +546,22 @@ def _warnings(selection: Selection, comparison: Comparison) -> list[str]:
         out.append("different machines: " + "; ".join(machine))
     if interpreter:
         out.append("different interpreters: " + "; ".join(interpreter))
+    libs = library_differences(base, cur)
+    if libs:
+        out.append("different library versions: " + "; ".join(libs))
+    for run, what in ((base, "baseline"), (cur, "current")):
+        busy = _figures.host_load_warning(run.machine_info)
+        if busy:
+            out.append(f"{what} run: {busy}")
+        out.extend(f"{what}: {note}" for note in run.notes)
+    unstable = [row for row in comparison.rows if row.unstable]
+    if unstable:
+        shown = [f"{row.name} ({_spreads(row)})" for row in unstable]
+        out.append(
+            f"{len(unstable)} unstable cell(s), rounds spread (IQR) over"
+            f" {_figures.UNSTABLE_SPREAD:.0%} of the median: {_some(shown)}; their"
+            " verdicts are less certain, rerun them (see docs/ci.md)"
+        )
     if (machine or interpreter) and comparison.settings.mode == "time":
         out.append(
             "absolute times from different machines or interpreters are not comparable;"
@@ -454,6 +584,15 @@ def _warnings(selection: Selection, comparison: Comparison) -> list[str]:
         detail = "; ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
         out.append(f"{len(comparison.not_compared)} cell(s) not compared: {detail}")
     return out
+
+
+def _spreads(row: Row) -> str:
+    parts = [
+        f"{what} {value:.0%}"
+        for what, value in zip(("baseline", "current"), row.spread, strict=True)
+        if value is not None
+    ]
+    return "IQR " + ", ".join(parts)
 
 
 def _some(keys: list[str], limit: int = 3) -> str:
@@ -485,7 +624,7 @@ def _table(outcome: Outcome, *, markdown: bool) -> list[list[str]]:
 COLUMNS = ("cell", "baseline", "current", "change", "significance", "verdict")
 
 
-def render_text(outcome: Outcome) -> str:
+def render_text(outcome: Outcome, title: str = "") -> str:
     cells = [list(COLUMNS), *_table(outcome, markdown=False)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     right = {1, 2, 3}
@@ -497,7 +636,8 @@ def render_text(outcome: Outcome) -> str:
         ]
         return "  ".join(parts).rstrip()
 
-    out = [f"boundbench check: {_headline(outcome.comparison)}", *outcome.header]
+    what = f"boundbench check {title}" if title else "boundbench check"
+    out = [f"{what}: {_headline(outcome.comparison)}", *outcome.header]
     out.extend(f"warning: {text}" for text in outcome.warnings)
     out.append("")
     out.append(line(cells[0]))
@@ -523,9 +663,10 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_markdown(outcome: Outcome) -> str:
+def render_markdown(outcome: Outcome, title: str = "") -> str:
     icon = "❌" if outcome.comparison.regressions else "✅"
-    out = [f"## {icon} boundbench check: {_headline(outcome.comparison)}", ""]
+    what = f"boundbench check {title}" if title else "boundbench check"
+    out = [f"## {icon} {what}: {_headline(outcome.comparison)}", ""]
     out.extend(
         f"  - {_md(line.strip())}" if line.startswith("  ") else f"- {_md(line)}"
         for line in outcome.header
@@ -554,19 +695,28 @@ def render_error(message: str) -> str:
 # -- main ---------------------------------------------------------------------------
 
 
+def _mode(args: argparse.Namespace, baseline: Run, current: Run) -> tuple[str, str | None]:
+    if args.mode != "auto":
+        return args.mode, None
+    machine, interpreter = machine_differences(baseline, current)
+    facts = (baseline.machine_info.get("boundbench"), current.machine_info.get("boundbench"))
+    unknown = not all(facts)
+    if machine or interpreter or unknown:
+        return "speedup", "auto: the runs come from different machines or interpreters"
+    return "time", "auto: same machine and interpreter"
+
+
 def run_check(args: argparse.Namespace) -> Outcome:
     selection = select(args)
-    mode, note = args.mode, None
-    if mode == "auto":
-        machine, interpreter = machine_differences(selection.baseline, selection.current)
-        unknown = not (
-            selection.baseline.machine_info.get("boundbench")
-            and selection.current.machine_info.get("boundbench")
-        )
-        if machine or interpreter or unknown:
-            mode, note = "speedup", "auto: the runs come from different machines or interpreters"
-        else:
-            mode, note = "time", "auto: same machine and interpreter"
+    outcome = _compare_pair(args, selection)
+    if selection.reference is not None:
+        pinned = Selection(selection.reference, selection.current, [])
+        outcome.reference = _compare_pair(args, pinned)
+    return outcome
+
+
+def _compare_pair(args: argparse.Namespace, selection: Selection) -> Outcome:
+    mode, note = _mode(args, selection.baseline, selection.current)
     config_effect, config_groups = read_config(args.config)
     min_effect = args.min_effect
     if min_effect is None:
@@ -591,11 +741,58 @@ def _write(path: Path, text: str) -> str | None:
     return None
 
 
+def calibration_runs(args: argparse.Namespace) -> list[Run]:
+    """The runs named by --calibrate: numbers and files, and every run in a folder."""
+    found: dict[Path, Run] = {}
+    for ref in args.calibrate:
+        path = Path(ref)
+        if path.is_dir():
+            runs = _load([path], "every run in a folder given to --calibrate is used")
+        else:
+            runs = [_resolve(ref, "calibrate", list(args.paths))]
+        for run in runs:
+            found.setdefault(run.path.resolve(), run)
+    return sorted(found.values(), key=_order)
+
+
+def run_calibrate(args: argparse.Namespace) -> str:
+    runs = calibration_runs(args)
+    if len(runs) < 2:
+        raise InputError(
+            f"--calibrate needs at least 2 runs of unchanged code, got {len(runs)}"
+            f" ({_calibrate.RECOMMENDED_RUNS} or more recommended)"
+        )
+    warnings = _calibrate.check_environments(runs, any_machine=args.any_machine)
+    mode = args.mode
+    if mode == "auto":
+        mode = "speedup" if warnings else "time"
+    margin = _calibrate.DEFAULT_MARGIN if args.margin is None else args.margin
+    noise = _calibrate.calibrate(runs, mode=mode, margin=margin)
+    for run in runs:
+        busy = _figures.host_load_warning(run.machine_info)
+        if busy:
+            warnings.append(f"{run.path}: {busy}")
+    return _calibrate.render(runs, noise, mode=mode, margin=margin, warnings=warnings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse: usage error (2) or --help (0)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    if args.calibrate is not None:
+        try:
+            text = run_calibrate(args)
+        except InputError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        sys.stdout.write(text)
+        if args.markdown:
+            problem = _write(args.markdown, f"```toml\n{text}```\n")
+            if problem:
+                print(f"{PROG}: error: {problem}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+        return EXIT_OK
     try:
         outcome = run_check(args)
     except InputError as exc:
@@ -603,9 +800,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.markdown:
             _write(args.markdown, render_error(str(exc)))
         return EXIT_BAD_INPUT
-    sys.stdout.write(render_text(outcome))
+    text = render_text(outcome)
+    markdown = render_markdown(outcome)
+    if outcome.reference is not None:
+        text += "\n" + render_text(outcome.reference, title="against the reference run")
+        markdown += "\n" + render_markdown(outcome.reference, title="against the reference run")
+    sys.stdout.write(text)
     if args.markdown:
-        problem = _write(args.markdown, render_markdown(outcome))
+        problem = _write(args.markdown, markdown)
         if problem:
             print(f"{PROG}: error: {problem}", file=sys.stderr)
             return EXIT_BAD_INPUT

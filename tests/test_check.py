@@ -27,6 +27,8 @@ from tests.fixtures.check.synth import (
 )
 
 THREADS = CELLS[1]  # cpu_loop threads
+# Runs of different machines are compared only when named (or with --any-machine).
+NAMED = ("--baseline", "1", "--current", "2")
 IO_THREADS = CELLS[5]
 
 
@@ -238,6 +240,27 @@ def test_previous_prefers_the_same_machine_folder(
     assert "baseline: run 0001" in out
 
 
+def test_runs_of_other_machines_are_not_paired_unless_asked(
+    storage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save(storage, 1)
+    save(storage, 2, machine=other_machine(cpu_count=4))
+    code, out, err = check(capsys, storage)
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert "comes from its machine and interpreter (runner-b · CPython 3.11.7)" in err
+    assert "--any-machine" in err
+    code, out, _ = check(capsys, storage, "--any-machine", "--mode", "speedup")
+    assert code == 0, out
+    assert "baseline: run 0001" in out
+    # An earlier run of the same machine is found past another machine's run.
+    save(storage, 3)
+    code, out, _ = check(capsys, storage)
+    assert code == 0, out
+    assert "baseline: run 0001" in out
+
+
 def test_reports_main_dispatches_to_check(
     storage: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -256,13 +279,13 @@ def test_other_machine_warns_in_time_mode_and_speedup_mode_absorbs_it(
     save(storage, 1)
     # Twice as slow a machine, with one cell truly 25% worse relative to serial.
     save(storage, 2, speed=2.0, slow={THREADS.name: 1.25}, machine=other_machine(cpu_count=4))
-    code, out, _ = check(capsys, storage)
+    code, out, _ = check(capsys, storage, *NAMED)
     assert code == 1
     assert len(flagged(out)) == 8
     assert "warning: different machines: machine 'runner-a' vs 'runner-b'; CPU count 2 vs 4" in out
     assert "not comparable; consider --mode speedup" in out
 
-    code, out, _ = check(capsys, storage, "--mode", "speedup")
+    code, out, _ = check(capsys, storage, *NAMED, "--mode", "speedup")
     assert code == 1
     assert flagged(out) == {THREADS.name}
     assert "mode: machine-normalized: speedup over the serial cell of the same run" in out
@@ -270,7 +293,7 @@ def test_other_machine_warns_in_time_mode_and_speedup_mode_absorbs_it(
     assert "consider --mode speedup" not in out
     assert re.search(r"\d\.\d+x", row_of(out, THREADS))
 
-    code, out, _ = check(capsys, storage, "--mode", "auto")
+    code, out, _ = check(capsys, storage, *NAMED, "--mode", "auto")
     assert code == 1
     assert flagged(out) == {THREADS.name}
     assert "auto: the runs come from different machines or interpreters" in out
@@ -315,7 +338,7 @@ def test_interpreter_differences_are_warned(
     machine = other_machine(python_version="3.13.1", gil_enabled=False)
     machine["node"] = MACHINE_INFO["node"]
     save(storage, 2, machine=machine)
-    code, out, _ = check(capsys, storage)
+    code, out, _ = check(capsys, storage, *NAMED)
     assert code == 0
     assert (
         "warning: different interpreters: Python '3.11.7' vs '3.13.1'; GIL enabled True vs False"
@@ -369,7 +392,7 @@ def test_markdown_summary(
     save(storage, 1)
     save(storage, 2, slow={THREADS.name: 1.3}, machine=other_machine())
     summary = tmp_path / "out" / "summary.md"
-    code, out, _ = check(capsys, storage, "--mode", "speedup", "--markdown", summary)
+    code, out, _ = check(capsys, storage, *NAMED, "--mode", "speedup", "--markdown", summary)
     assert code == 1
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("## ❌ boundbench check: REGRESSION: 1 of 6 cells slower")

@@ -95,10 +95,17 @@ def test_speedup_and_efficiency_follow_the_contract(frame: pd.DataFrame) -> None
     procs = run[(run["workload"] == "cpu_loop") & (run["model"] == "processes")].iloc[0]
     assert serial["speedup"] == pytest.approx(1.0)
     assert procs["speedup"] == pytest.approx(serial["median_s"] / procs["median_s"])
-    # CPU ideal without ideal_s: serial median / min(cpu_usable, workers, tasks)
-    width = min(int(procs["cpu_usable"]), int(procs["workers"]), int(procs["tasks"]))
+    # CPU ideal without ideal_s: serial median / min(cpu_usable, tasks), for every model
+    width = min(int(procs["cpu_usable"]), int(procs["tasks"]))
     assert procs["ideal_s"] == pytest.approx(serial["median_s"] / width)
     assert procs["efficiency"] == pytest.approx(procs["ideal_s"] / procs["median_s"])
+    cpu = run[run["workload"] == "cpu_loop"]
+    assert cpu["ideal_s"].nunique() == 1
+    # serial on 4 tasks on 2 cores reaches half the physical limit, not 100%
+    assert serial["efficiency"] == pytest.approx(0.5)
+    asyncio = cpu[cpu["model"] == "asyncio"].iloc[0]
+    assert int(asyncio["workers"]) == 1
+    assert asyncio["efficiency"] < 0.5
     # I/O ideal comes from extra_info
     uv = run[(run["workload"] == "io_sleep") & (run["model"] == "uvloop")].iloc[0]
     assert uv["ideal_s"] == pytest.approx(0.04)
