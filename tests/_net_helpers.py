@@ -195,3 +195,16 @@ def nofile_limit(soft: int) -> Iterator[int]:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# -- a probe plugin for benchmark runs in a subprocess --------------------------------
+AFFINITY_OUT_ENV = "BOUNDBENCH_TEST_AFFINITY_OUT"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Loaded with ``-p tests._net_helpers``: write the pytest process's own CPU affinity
+    at the end of the session to the file ``$BOUNDBENCH_TEST_AFFINITY_OUT`` names, so a
+    test can prove the benchmarks pinned their server and client but never pytest."""
+    out = os.environ.get(AFFINITY_OUT_ENV)
+    if out and hasattr(os, "sched_getaffinity"):
+        Path(out).write_text(" ".join(map(str, sorted(os.sched_getaffinity(0)))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -133,3 +134,91 @@ def test_the_python_api_refuses_a_host_off_the_loopback() -> None:
     with pytest.raises(ValueError, match="not a loopback address"):
         run_thread_clients("192.0.2.1", 9, connections=1, requests=1, size=1)
     make_listener("localhost").close()
+
+
+def _net(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workloads.net", *args],
+        capture_output=True, text=True, timeout=60, env=child_env(),
+        start_new_session=True, check=False,
+    )  # fmt: skip
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str], why: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert why in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--port", "99999"], "--port: must be 0..65535, got 99999"),
+        (["--port", "-1"], "--port: must be 0..65535, got -1"),
+        (["--port", "http"], "--port: not an integer: 'http'"),
+        (["--backlog", "0"], "--backlog: must be 1..65536, got 0"),
+        (["--stall-timeout", "nan"], "--stall-timeout: must be a finite number above 0"),
+        (["--high-water", "0"], "--high-water: must be at least 1, got 0"),
+    ],
+)
+@pytest.mark.parametrize("style", ["select", "gevent"])
+def test_serve_bad_option_values_exit_2_in_one_line(style: str, args: list[str], why: str) -> None:
+    _one_line_error(_net("serve", "--style", style, *args), why)
+
+
+@pytest.mark.parametrize("style", style_params(["selectors", "gevent"]))
+def test_serve_on_a_port_in_use_exits_2_in_one_line(style: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = _net("serve", "--style", style, "--port", str(port))
+    _one_line_error(done, f"cannot listen on 127.0.0.1:{port}: Address already in use")
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--port", "99999"], "--port: must be 1..65535, got 99999"),
+        (["--port", "0"], "--port: must be 1..65535, got 0"),
+        (["--port", "9", "--size", "0"], "--size: must be 1..67108864, got 0"),
+        (["--port", "9", "--size", str(10**12)], "--size: must be 1..67108864"),
+        (["--port", "9", "--connections", "10000000"], "--connections: must be 1..10000"),
+        (["--port", "9", "--requests", "0"], "--requests: must be at least 1, got 0"),
+        (["--port", "9", "--duration", "inf"], "--duration: must be a finite number above 0"),
+        (["--port", "9", "--duration", "-3"], "--duration: must be a finite number above 0"),
+        (["--port", "9", "--rate", "0"], "--rate: must be a finite number above 0"),
+        (["--port", "9", "--processes", "0"], "--processes: must be 1..256, got 0"),
+        (["--port", "9", "--timeout", "nan"], "--timeout: must be a finite number above 0"),
+        (["--port", "9", "--rate", "10", "--client", "threads"], "--rate needs --client"),
+    ],
+)
+def test_load_bad_option_values_exit_2_in_one_line(args: list[str], why: str) -> None:
+    _one_line_error(_net("load", *args), why)
+
+
+def _free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])  # nothing listens there once closed
+
+
+@pytest.mark.parametrize("client", ["processes", "threads"])
+def test_load_against_nothing_listening_is_unreachable_exit_3(client: str) -> None:
+    port = _free_port()
+    done = _net("load", "--port", str(port), "--requests", "10", "--client", client)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert f"cannot connect to 127.0.0.1:{port}" in done.stderr
+    assert "is a server listening there?" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_load_help_documents_the_exit_statuses() -> None:
+    done = _net("load", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for words in ("0 every request echoed exactly", "1 a request failed", "2 bad option value",
+                  "3 server unreachable", "4 the load client itself failed", "--rate"):  # fmt: skip
+        assert words in text
+    assert "exit status" in _net("serve", "--help").stdout

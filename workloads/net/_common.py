@@ -17,15 +17,17 @@ import ctypes
 import errno
 import ipaddress
 import logging
+import math
 import os
 import signal
 import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 # -- tunables ---------------------------------------------------------------------------
 DEFAULT_HOST = "127.0.0.1"
@@ -107,29 +109,75 @@ def loopback_host(host: str) -> str:
     return host
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr (``PROG: error: WHY``) and exit status 2.
+
+    argparse's default adds the whole usage block; a script or CI log then shows the
+    usage and hides the reason.  ``--help`` still prints everything.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer in ``low..high`` (no upper bound when None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}..{high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+MAX_PORT = 65535
+
+
 def server_arg_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The options every server takes (the gevent server parses them in its own process)."""
-    parser = argparse.ArgumentParser(prog=prog, add_help=False)
+    parser = OneLineParser(prog=prog, add_help=False)
     parser.add_argument(
         "--host", type=loopback_host, default=DEFAULT_HOST, help="address to bind (loopback only)"
     )
-    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
-    parser.add_argument("--backlog", type=int, default=BACKLOG, help="listen backlog")
+    parser.add_argument(
+        "--port", type=int_in(0, MAX_PORT), default=0, help="port to bind; 0 picks a free one"
+    )
+    parser.add_argument(
+        "--backlog", type=int_in(1, 1 << 16), default=BACKLOG, help="listen backlog"
+    )
     parser.add_argument(
         "--stall-timeout",
-        type=float,
+        type=positive_seconds,
         default=STALL_TIMEOUT,
         help="drop a connection whose pending output has not moved for this many seconds",
     )
     parser.add_argument(
         "--parent-pid",
-        type=int,
+        type=int_in(1),
         default=None,
         help="exit (as on SIGTERM) when this parent process dies (Linux)",
     )
     parser.add_argument(
         "--high-water",
-        type=int,
+        type=int_in(1),
         default=HIGH_WATER,
         help="stop reading a connection with this many bytes not yet sent",
     )

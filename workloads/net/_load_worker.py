@@ -35,7 +35,14 @@ def main() -> None:
                 if job is None:
                     raise RuntimeError("'go' before 'prepare'")
                 facts = drive(
-                    socks, job["counts"], job["size"], job["duration"], job["timeout"], job["seed"]
+                    socks,
+                    job["counts"],
+                    job["size"],
+                    job["duration"],
+                    job["timeout"],
+                    job["seed"],
+                    job.get("rate"),
+                    job.get("offsets"),
                 )
                 job, socks = None, []
                 write_message(channel, ("done", facts))

@@ -105,7 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         log.log.error("gevent: the socket module is not patched; run this file as a script")
         return 1
     log.log.info("gevent: monkey-patched before any other import")
-    listener = make_listener(args.host, args.port, config.backlog)
+    try:
+        listener = make_listener(args.host, args.port, config.backlog)
+    except OSError as exc:  # a port in use, or one we may not bind: one line, exit 2
+        print(
+            f"gevent_server: error: cannot listen on {args.host}:{args.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
     listener.setblocking(False)
     announce(listener)
     stop = gevent.event.Event()
