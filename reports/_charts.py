@@ -377,7 +377,7 @@ def chart_efficiency(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> 
     limit = Line2D([], [], color="black", linewidth=1.2, label="ideal = 1.0 (limit)")
     _legend_for(fig, models, palette, extra=[limit])
     _save(fig, out, "efficiency")
-    # serial is its own CPU ideal (100% by definition): rank the others.
+    # serial is the reference of speedups: rank the others.
     others = cells[cells["model"] != "serial"]
     ranked = (others if not others.empty else cells).sort_values("efficiency", ascending=False)
     best, worst = ranked.iloc[0], ranked.iloc[-1]
@@ -387,6 +387,13 @@ def chart_efficiency(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> 
         f" {best['model']} on {best['workload']} ({best['efficiency']:.0%}), worst"
         f" {worst['model']} on {worst['workload']} ({worst['efficiency']:.0%})."
     )
+    capped = cells[cells["cap_limit"].notna()] if "cap_limit" in cells else cells.iloc[:0]
+    for cell in capped.itertuples():
+        sentence += (
+            f" {cell.model} on {cell.workload} runs at most {cell.workers_cap} workers for"
+            f" {cell.tasks} tasks (a harness cap), so it can reach {cell.cap_limit:.0%} at best:"
+            " that gap is the cap's, not the model's."
+        )
     return Chart("efficiency", "Efficiency vs ideal", sentence, run_note(rows))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ._charts import SPECIAL_WORKLOADS, Chart, fmt_seconds, headline_cells, latest_run
+from ._figures import UNSTABLE_SPREAD
 from ._frame import boundbench_info, model_sort_key, params_label
 from ._runs import Run
 
@@ -82,7 +83,8 @@ def result_table(rows: pd.DataFrame) -> pd.DataFrame:
             "model": rows["model"],
             "workers": rows["workers"].map(lambda v: _num(v, ".0f")),
             "median": rows["median_s"].map(fmt_seconds),
-            "IQR": rows["iqr_s"].map(fmt_seconds),
+            "IQR": rows["iqr_s"].map(fmt_seconds)
+            + rows["unstable"].map(lambda u: " ⚠ unstable" if u else ""),
             "rounds": rows["rounds"].map(lambda v: _num(v, ".0f")),
             "CPU": rows["cpu_s"].map(fmt_seconds),
             "ideal": rows["ideal_s"].map(fmt_seconds),
@@ -126,6 +128,32 @@ NUMERIC_HEADS = frozenset(
      "payload (B)", "connections", "requests", "throughput (req/s)", "MB/s", "p50 (ms)",
      "p99 (ms)", "p99.9 (ms)", "errors", "server CPU", "benchmarks"}
 )  # fmt: skip
+
+
+def unstable_lines(rows: pd.DataFrame) -> list[str]:
+    """One line per unstable cell (rounds spread over the limit), like pyperf's warning."""
+    if rows.empty or "unstable" not in rows:
+        return []
+    shaky = rows[rows["unstable"]].sort_values("spread", ascending=False)
+    return [
+        f"unstable: {row.cell} in run {row.run_id}: IQR {row.spread:.0%} of its median"
+        f" ({fmt_seconds(row.median_s)}, {row.rounds} rounds), above {UNSTABLE_SPREAD:.0%};"
+        " rerun it before reading much into it"
+        for row in shaky.itertuples()
+    ]
+
+
+def capped_lines(rows: pd.DataFrame) -> list[str]:
+    """Cells whose pool the harness capped below the task count: say so, not the model's cost."""
+    if rows.empty or "cap_limit" not in rows:
+        return []
+    capped = rows[rows["cap_limit"].notna()]
+    return [
+        f"{row.cell}: the harness caps this pool at {row.workers_cap} workers for"
+        f" {row.tasks} tasks, so it can reach at most {row.cap_limit:.0%} efficiency;"
+        " the gap to the ideal is the cap's, not the model's cost"
+        for row in capped.itertuples()
+    ]
 
 
 def html_table(table: pd.DataFrame, palette: dict[str, str] | None = None) -> str:
@@ -204,6 +232,7 @@ def write_page(
     charts: Iterable[Chart],
     problems: Sequence[str],
     palette: dict[str, str],
+    warnings: Sequence[str] = (),
 ) -> Path:
     """``index.html`` with the charts embedded, so the one file can be mailed or archived."""
     charts = list(charts)
@@ -217,6 +246,10 @@ def write_page(
         f"<h1>{_e(title)}</h1>",
         f'<p class="lead">{_e(overview(runs, frame))}</p>',
     ]
+    if warnings:
+        parts.append(f"<h2>Read with care ({len(warnings)})</h2><ul class='problems'>")
+        parts.extend(f"<li>{_e(w)}</li>" for w in warnings)
+        parts.append("</ul>")
     if problems:
         parts.append(f"<h2>Inputs skipped ({len(problems)})</h2><ul class='problems'>")
         parts.extend(f"<li>{_e(p)}</li>" for p in problems)
@@ -235,6 +268,10 @@ def write_page(
     main = latest[~latest["workload"].isin(SPECIAL_WORKLOADS) & (latest["bound"] != "net")]
     parts.append(f"<h2>Results of the latest run</h2><p>{_e(overview([], latest))}</p>")
     parts.append(html_table(result_table(main), palette))
+    capped = capped_lines(main)
+    if capped:
+        parts.append("<p>Capped pools:</p><ul>" + "".join(f"<li>{_e(c)}</li>" for c in capped))
+        parts.append("</ul>")
     for workload, heading in (("seed", "Seed experiments"), ("startup", "Start-up")):
         wanted = ("seed_cpu", "seed_io") if workload == "seed" else ("startup",)
         sub = latest[latest["workload"].isin(wanted)]
@@ -297,10 +334,13 @@ def write_summary(
     frame: pd.DataFrame,
     charts: Iterable[Chart],
     problems: Sequence[str],
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: the findings and the headline table, short."""
     latest = latest_run(frame)
     lines = [f"## {title}", "", overview(runs, frame), ""]
+    if warnings:
+        lines += [f"> ⚠️ {w}  " for w in warnings] + [""]
     for chart in charts:
         lines.append(f"- **{chart.title}**: {chart.sentence}")
     lines.append("")
@@ -309,6 +349,7 @@ def write_summary(
         lines += [f"### Speedup over serial ({latest['run_id'].iloc[0]})", ""]
         lines += _md_table(result_table(head))
         lines.append("")
+        lines += [f"- {c}" for c in capped_lines(head)]
     net = net_table(latest)
     if not net.empty:
         lines += ["### Network (echo)", "", *_md_table(net), ""]

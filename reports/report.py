@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
-from . import _charts
+from . import _charts, _figures
 from ._charts import Chart
 from ._frame import build_frame, missing_baselines
-from ._page import write_page, write_summary
+from ._page import unstable_lines, write_page, write_summary
 from ._runs import DEFAULT_STORAGE, Run, load_runs
 
 DEFAULT_OUT = Path("reports/out")
@@ -37,10 +38,19 @@ class Report:
     frame: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
+    # what the reader must know to trust the figures: a busy host, unstable cells
+    warnings: list[str] = field(default_factory=list)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr (exit 2), never the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=PROG,
         description=(
             "Turn saved pytest-benchmark runs into charts (PNG, SVG), index.html,"
@@ -91,7 +101,13 @@ def load(paths: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
 
 def build(runs: list[Run], problems: list[str]) -> Report:
     frame = build_frame(runs)
-    return Report(runs=runs, frame=frame, problems=[*problems, *missing_baselines(frame)])
+    report = Report(runs=runs, frame=frame, problems=[*problems, *missing_baselines(frame)])
+    for run in runs:
+        busy = _figures.host_load_warning(run.machine_info)
+        if busy:
+            report.warnings.append(f"run {run.run_id}: {busy}")
+    report.warnings.extend(unstable_lines(_charts.latest_run(frame)))
+    return report
 
 
 def _environment(frame: pd.DataFrame) -> pd.Series:
@@ -171,6 +187,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         charts=report.charts,
         problems=report.problems,
         palette=palette,
+        warnings=report.warnings,
     )
     summary = write_summary(
         out,
@@ -179,6 +196,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         frame=report.frame,
         charts=report.charts,
         problems=report.problems,
+        warnings=report.warnings,
     )
     return [page, summary, csv]
 
@@ -191,7 +209,10 @@ def _clear_old_charts(out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse: usage error (2) or --help (0)
+        return int(exc.code) if isinstance(exc.code, int) else 2
     started = time.perf_counter()
     try:
         out = check_out_dir(args.out, args.paths)
@@ -207,17 +228,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = build(runs, problems)
     for line in report.problems[len(problems) :]:
         print(line, file=sys.stderr)
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"{PROG}: {args.out}: cannot create the output folder ({exc})", file=sys.stderr)
         return 2
-    _clear_old_charts(out)
+    try:
+        _clear_old_charts(out)
+    except OSError as exc:
+        print(f"{PROG}: {args.out}: cannot replace old charts ({exc})", file=sys.stderr)
+        return 2
     known = len(report.problems)
     plot(report, out)
     for line in report.problems[known:]:
         print(line, file=sys.stderr)
-    write(report, out, args.title)
+    try:
+        write(report, out, args.title)
+    except OSError as exc:
+        print(f"{PROG}: {args.out}: cannot write the report ({exc})", file=sys.stderr)
+        return 2
     if not args.quiet:
         print(
             f"{len(report.frame)} benchmarks from {len(runs)} run(s) -> {args.out}/:"

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports"
+# One small run per schema of the saved results: old runs must stay readable.
+SCHEMA_FIXTURES = Path(__file__).parent / "fixtures" / "schema"
 
 CPU_MODELS = ("serial", "generator", "threads", "processes", "gevent", "asyncio")
 IO_MODELS = ("serial", "generator", "threads", "processes", "gevent", "asyncio", "uvloop")
@@ -459,5 +461,51 @@ def write_fixtures(root: Path = FIXTURES) -> None:
     )
 
 
+def schema_run(version: int, seed: int = 11) -> dict[str, Any]:
+    """A small run as schema ``version`` wrote it (1: before schema_version existed)."""
+    benchmarks = [
+        b for b in synthetic_run(seed=seed, extras=False) if b["extra_info"]["bound"] != "cpu"
+    ]
+    benchmarks += [
+        b
+        for b in synthetic_run(seed=seed, net=False, extras=False)
+        if b["extra_info"]["workload"] == "cpu_loop"
+    ]
+    for bench in benchmarks:
+        extra = bench["extra_info"]
+        if extra["bound"] == "net":
+            # schema 1: `workers` held the load client's processes; 2 names them apart.
+            if version == 1:
+                extra["workers"] = 2
+            else:
+                extra["client_processes"] = 2
+                extra["workers"] = extra["connections"]
+        if version >= 2 and extra["model"] == "processes" and extra["bound"] == "io":
+            extra["workers_cap"] = extra["workers"]
+    document = run_document(
+        benchmarks,
+        node="bench-a",
+        when=f"2025-02-0{version}T09:00:00.000001+00:00",
+        commit=f"{version}" * 40,
+    )
+    if version >= 2:
+        document["machine_info"]["boundbench"].update(
+            schema_version=version,
+            libraries={"pytest-benchmark": "5.2.3", "gevent": "25.5.1", "uvloop": "0.21.0"},
+            load_avg_start=[0.2, 0.3, 0.3],
+            load_avg_end=[1.9, 1.2, 0.7],
+            cpu_count=2,
+        )
+    return document
+
+
+def write_schema_fixtures(root: Path = SCHEMA_FIXTURES) -> None:
+    for version in (1, 2):
+        write(root / f"schema{version}" / f"000{version}_schema{version}.json", schema_run(version))
+
+
 if __name__ == "__main__":
-    write_fixtures(Path(sys.argv[1]) if len(sys.argv) > 1 else FIXTURES)
+    if len(sys.argv) > 1 and sys.argv[1] == "schema":
+        write_schema_fixtures()
+    else:
+        write_fixtures(Path(sys.argv[1]) if len(sys.argv) > 1 else FIXTURES)

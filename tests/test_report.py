@@ -324,3 +324,28 @@ def test_every_model_and_server_style_has_its_own_colour() -> None:
     names = [*MODELS, *(style for style in STYLES if style not in MODELS)]
     colours = [PALETTE[name] for name in names]
     assert len(set(colours)) == len(colours), dict(zip(names, colours, strict=True))
+
+
+@pytest.mark.parametrize(
+    "argv", [["--out"], ["--bogus"], ["--title"], ["-q", "--out", "a", "--out"]]
+)
+def test_bad_options_are_one_line_and_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert err.startswith("python -m reports: error: ")
+
+
+def test_an_unwritable_output_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "index.html").mkdir()  # the page cannot be written over a folder
+    assert main([str(GOOD_311[0]), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"python -m reports: {out}: cannot write the report")
+    assert not any("Traceback" in line for line in err)

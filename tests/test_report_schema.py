@@ -1,0 +1,118 @@
+"""Runs of every schema of the saved results stay readable by the report and the check.
+
+``tests/fixtures/schema/`` keeps one small run per schema (``python -m
+tests._report_fixtures schema`` rewrites them): schema 1, before ``schema_version``,
+whose echo cells put the load client's process count in ``workers``; schema 2, with
+``client_processes``, library versions, load averages and ``workers_cap``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from reports._frame import build_frame
+from reports._runs import SCHEMA_VERSION, RunError, load_runs, read_run, upgrade_benchmark
+from reports.check import main as check_main
+from reports.report import main as report_main
+from tests._report_fixtures import SCHEMA_FIXTURES, schema_run, write
+
+SCHEMA1 = SCHEMA_FIXTURES / "schema1" / "0001_schema1.json"
+SCHEMA2 = SCHEMA_FIXTURES / "schema2" / "0002_schema2.json"
+
+
+@pytest.mark.parametrize(("path", "version"), [(SCHEMA1, 1), (SCHEMA2, 2)])
+def test_every_schema_reads_as_the_current_one(path: Path, version: int) -> None:
+    run = read_run(path)
+    assert run.schema_version == version
+    assert SCHEMA_VERSION == 2
+    frame = build_frame([run])
+    echo = frame[frame["bound"] == "net"]
+    assert not echo.empty
+    # workers is the connections in both; the client's processes have their own column
+    assert (echo["workers"].astype(float) == echo["connections"]).all()
+    assert set(echo["client_processes"]) == {2.0}
+    cpu = frame[frame["workload"] == "cpu_loop"]
+    assert cpu["efficiency"].notna().all()
+
+
+def test_the_fixtures_are_what_the_schemas_wrote() -> None:
+    # The committed files are the generator's output (regenerate, don't hand-edit).
+    import json
+
+    for version, path in ((1, SCHEMA1), (2, SCHEMA2)):
+        assert json.loads(path.read_text(encoding="utf-8")) == json.loads(
+            json.dumps(schema_run(version))
+        )
+
+
+def test_upgrading_leaves_the_input_alone() -> None:
+    bench = {"extra_info": {"bound": "net", "workload": "echo", "workers": 4, "tasks": 16}}
+    upgraded = upgrade_benchmark(bench, 1)
+    assert upgraded["extra_info"]["workers"] == 16
+    assert upgraded["extra_info"]["client_processes"] == 4
+    assert bench["extra_info"]["workers"] == 4
+    assert upgrade_benchmark(bench, 2) is bench
+
+
+def test_a_bad_or_newer_schema_version(tmp_path: Path) -> None:
+    document = schema_run(2)
+    document["machine_info"]["boundbench"]["schema_version"] = "two"
+    with pytest.raises(RunError, match="schema_version is 'two'"):
+        read_run(write(tmp_path / "bad.json", document))
+    document["machine_info"]["boundbench"]["schema_version"] = 3
+    runs, problems = load_runs([write(tmp_path / "new.json", document)])
+    assert len(runs) == 1
+    assert any("schema_version 3 is newer" in line for line in problems)
+
+
+def test_check_compares_an_old_baseline_with_a_new_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = check_main(["--baseline", str(SCHEMA1), "--current", str(SCHEMA2)])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "no cells in common" not in err
+    assert "only in the baseline" not in out
+    assert "new cell(s)" not in out
+
+
+def test_report_over_both_schemas_warns_of_the_busy_host_and_the_cap(tmp_path: Path) -> None:
+    busy = schema_run(2, seed=12)
+    busy["machine_info"]["boundbench"]["load_avg_start"] = [1.5, 1.0, 0.8]
+    busy["datetime"] = "2025-03-01T09:00:00.000001+00:00"
+    busy_path = write(tmp_path / "runs" / "0003_busy.json", busy)
+    out = tmp_path / "out"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = report_main([str(SCHEMA1), str(SCHEMA2), str(busy_path), "--out", str(out)])
+    assert code == 0, err.getvalue()
+    page = (out / "index.html").read_text(encoding="utf-8")
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    warning = "host busy: load average 1.50 before the run started"
+    assert warning in page
+    assert warning in summary
+    assert warning in err.getvalue()
+    assert "run 0002_schema2: host busy" not in page
+    assert "the harness caps this pool at 2 workers for 4 tasks" in page
+    assert "at most 50% efficiency" in page
+
+
+def test_unstable_cells_are_named_in_page_and_summary(tmp_path: Path) -> None:
+    document = schema_run(2)
+    shaky = next(b for b in document["benchmarks"] if b["extra_info"]["model"] == "threads")
+    shaky["stats"]["iqr"] = 0.3 * shaky["stats"]["median"]
+    path = write(tmp_path / "runs" / "0001_shaky.json", document)
+    out = tmp_path / "out"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert report_main([str(path), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text(encoding="utf-8")
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    for text in (page, summary):
+        assert text.count("unstable: ") == 1
+        assert "IQR 30% of its median" in text
+    assert "⚠ unstable" in page
