@@ -21,6 +21,9 @@ from .._spec import Workload
 from ._base import Model, ModelError, ModelTimeout, cpu_count
 from .processes import DEFAULT_START_METHOD, ProcessesModel
 
+# How long the other tasks get to fail on their own once the pool is broken.
+BROKEN_WAIT_S = 5.0
+
 
 class AsyncioProcessesModel(Model):
     name = "asyncio_processes"
@@ -70,6 +73,11 @@ class AsyncioProcessesModel(Model):
         pending = [asyncio.ensure_future(fn(i, offload)) for i in range(tasks)]
         try:
             return await asyncio.wait_for(asyncio.gather(*pending), self.timeout)
+        except BrokenProcessPool:
+            # The pool fails every pending slice itself.  Cancelling them meanwhile races
+            # its manager thread, which then dies on InvalidStateError (CPython 3.11).
+            await asyncio.wait(pending, timeout=BROKEN_WAIT_S)
+            raise
         finally:
             # A failed task leaves its siblings running: cancel them before the loop
             # is reused, so no orphan coroutine survives into the next cell.
