@@ -48,10 +48,11 @@ from collections.abc import Generator
 from ._spec import Offload, Workload
 
 # Seconds per iteration of ``cpu_slice``, measured on the project's machine (2-core VM,
-# CPython 3.11) with ``measure_seconds_per_iter``; the profiles size ``cpu_iters`` from
-# these.  Record the figure measured in each run beside its results.
-PYTHON_ITER_S = 55e-9
-NATIVE_ITER_S = 55e-9
+# CPython 3.11, quiet host: python 49-52 ns, native 49-52 ns) with
+# ``measure_seconds_per_iter``; the profiles size ``cpu_iters`` from these.  Never
+# re-measured per session; record the figure measured in each run beside its results.
+PYTHON_ITER_S = 50e-9
+NATIVE_ITER_S = 50e-9
 SECONDS_PER_ITER = {"python": PYTHON_ITER_S, "native": NATIVE_ITER_S}
 CPU_KINDS = tuple(SECONDS_PER_ITER)
 
