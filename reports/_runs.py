@@ -10,8 +10,9 @@ to the current schema (``SCHEMA_VERSION``), so nothing downstream knows about ol
 - schema 1 (no ``machine_info["boundbench"]["schema_version"]``): network (echo) cells
   put the load client's process count in ``workers``; read as ``client_processes``,
   with ``workers`` = connections, as schema 2 writes them.
-- schema 2: ``schema_version``, ``libraries``, ``load_avg_start`` / ``load_avg_end``
-  and ``cpu_count`` in ``machine_info["boundbench"]``; echo cells carry
+- schema 2: ``schema_version``, ``libraries`` and ``cpu_count`` in
+  ``machine_info["boundbench"]``, ``load_avg_start`` / ``load_avg_end`` in the run's
+  top-level ``boundbench_host`` (merged into the facts when read); echo cells carry
   ``client_processes``; capped pools carry ``workers_cap``.
 """
 
@@ -114,6 +115,12 @@ def read_run(path: Path) -> Run:
     machine_info = data.get("machine_info") or {}
     if not isinstance(machine_info, dict):
         raise RunError(f"{path}: machine_info is not an object (corrupt run?)")
+    host = data.get("boundbench_host")
+    facts = machine_info.get("boundbench")
+    if isinstance(host, dict) and isinstance(facts, dict):
+        # Run-level facts that change every run live beside machine_info (pytest-benchmark
+        # warns when machine_info differs); the readers find them with the other facts.
+        machine_info = {**machine_info, "boundbench": {**host, **facts}}
     version = schema_version(machine_info, path)
     notes = []
     if version > SCHEMA_VERSION:

@@ -90,10 +90,10 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
         "default_start_method",
         "profile",
         "libraries",
-        "load_avg_start",
-        "load_avg_end",
     ):
         assert key in facts
+    assert set(quick_run["boundbench_host"]) == {"load_avg_start", "load_avg_end"}
+    assert "load_avg_start" not in facts, "machine_info stays the same from run to run"
     assert facts["schema_version"] == 2
     assert facts["libraries"]["pytest-benchmark"]
     assert facts["method"]["rounds"] == "interleaved"
@@ -125,9 +125,13 @@ def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
 
 def test_cpu_figures_are_plausible(quick_run: dict[str, Any]) -> None:
     serial = fastest(quick_run, "cpu_loop", 2, "serial", 1)
-    assert fastest(quick_run, "cpu_loop", 2, "generator", 2) > serial * 1.05
+    # Chunked generators switch rarely: no faster than serial, and not much slower.
+    assert 0.9 < fastest(quick_run, "cpu_loop", 2, "generator", 2) / serial < 1.5
     for model in ("threads", "gevent", "asyncio"):
         assert serial / fastest(quick_run, "cpu_loop", 2, model, 2) < 1.5, model
+    # The tutorial's ping-pong, a switch every iteration, is what costs.
+    pingpong = fastest(quick_run, "seed_cpu", 2, "generator", 2)
+    assert pingpong > fastest(quick_run, "seed_cpu", 2, "serial", 1) * 1.2
     if cpu_count() >= 2:
         assert serial / fastest(quick_run, "cpu_loop", 2, "processes", 2) > 1.2
         assert serial / fastest(quick_run, "cpu_native", 2, "threads", 2) > 1.2
