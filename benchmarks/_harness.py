@@ -111,6 +111,21 @@ class ModelCache:
         self.models: dict[tuple[Any, ...], Model] = {}
         self.references: dict[tuple[Any, ...], list[Any]] = {}
         self.killed: set[str] = set()
+        # other things a batch's cells share (an echo server, a load client): key ->
+        # (the thing, how to close it); closed with the models after each batch
+        self.resources: dict[Any, tuple[Any, Callable[[], None]]] = {}
+
+    def resource(self, key: Any, start: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
+        """A shared thing for the cells of a batch, started on first use."""
+        if key not in self.resources:
+            self.resources[key] = start()
+        return self.resources[key][0]
+
+    def drop(self, key: Any) -> None:
+        """Close and forget one resource (it broke); the next use starts it afresh."""
+        entry = self.resources.pop(key, None)
+        if entry is not None:
+            entry[1]()
 
     def get(self, name: str, workers: int | None = None, **options: Any) -> Model:
         """A started model; raises ModelError when it cannot start."""
@@ -137,6 +152,8 @@ class ModelCache:
         for model in self.models.values():
             model.close()
         self.models.clear()
+        for key in list(self.resources):
+            self.drop(key)
 
     def close(self) -> None:
         self.close_models()
@@ -164,6 +181,10 @@ def describe_mismatch(expected: list[Any], got: list[Any]) -> str:
 # -- cells ------------------------------------------------------------------------------
 
 
+class CellError(RuntimeError):
+    """A cell of a non-model kind could not run a round (its server died, ...)."""
+
+
 @dataclass(frozen=True)
 class Round:
     seconds: float
@@ -189,9 +210,15 @@ class Cell:
     rounds: int
     warmup: int
     info: Mapping[str, Any]
+    # cells interleave with the others of their batch; None: their benchmark module
+    batch: str | None = field(default=None, kw_only=True)
 
     def prepare(self, cache: ModelCache) -> Runner:
         raise NotImplementedError
+
+    def summary(self, results: list[Any]) -> dict[str, Any]:
+        """More ``extra_info`` from the measured rounds' results (none by default)."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -348,6 +375,7 @@ def cell_builder(build: CellBuilder) -> Callable[[Callable[..., Any]], Callable[
 class Outcome:
     seconds: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
     error: str | None = None
 
 
@@ -359,6 +387,7 @@ class Trials:
     cache: ModelCache | None = None
     cells: dict[str, Cell] = field(default_factory=dict)
     batches: dict[str, list[str]] = field(default_factory=dict)
+    batch_of: dict[str, str] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
     def plan(self, items: list[pytest.Item], config: pytest.Config) -> None:
@@ -368,14 +397,15 @@ class Trials:
                 continue
             callspec = getattr(item, "callspec", None)
             params = dict(callspec.params) if callspec is not None else {}
-            self.cells[item.nodeid] = build(config, **params)
-            batch = item.nodeid.split("::", 1)[0]
+            cell = self.cells[item.nodeid] = build(config, **params)
+            batch = cell.batch or item.nodeid.split("::", 1)[0]
+            self.batch_of[item.nodeid] = batch
             self.batches.setdefault(batch, []).append(item.nodeid)
 
     def outcome(self, nodeid: str) -> Outcome:
         if nodeid not in self.outcomes:
-            batch = nodeid.split("::", 1)[0]
-            self.run_batch([n for n in self.batches[batch] if n not in self.outcomes])
+            batch = self.batches[self.batch_of[nodeid]]
+            self.run_batch([n for n in batch if n not in self.outcomes])
         return self.outcomes[nodeid]
 
     def run_batch(self, nodeids: list[str]) -> None:
@@ -410,7 +440,7 @@ def _interleave(
         outcomes[key] = Outcome()
         try:
             runners[key] = cell.prepare(cache)
-        except (ModelError, LookupError, ValueError) as exc:
+        except (ModelError, CellError, LookupError, ValueError) as exc:
             outcomes[key].error = f"could not prepare the cell: {exc}"
 
     def one_round(key: str) -> Round | None:
@@ -419,7 +449,7 @@ def _interleave(
             return None
         try:
             measured = runners[key].round()
-        except ModelError as exc:
+        except (ModelError, CellError) as exc:
             outcome.error = str(exc)
             return None
         problem = runners[key].problem(measured.result)
@@ -439,6 +469,7 @@ def _interleave(
             if measured is not None:
                 outcomes[key].seconds.append(measured.seconds)
                 outcomes[key].cpu_s.append(measured.cpu_s)
+                outcomes[key].results.append(measured.result)
 
 
 class _ReplayClock:
@@ -482,6 +513,7 @@ def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
         pytest.fail("the cell measured no round", pytrace=False)
     benchmark.extra_info["cpu_s"] = sum(outcome.cpu_s) / len(outcome.cpu_s)
     benchmark.extra_info["interleaved"] = True
+    benchmark.extra_info.update(cell.summary(outcome.results))
     benchmark._timer = _ReplayClock(outcome.seconds)
     benchmark.pedantic(lambda: None, rounds=len(outcome.seconds), iterations=1)
 
@@ -491,11 +523,12 @@ def _once(benchmark: Any, cache: ModelCache, cell: Cell) -> None:
         runner = cell.prepare(cache)
         # pedantic with benchmarks disabled calls the target once and times nothing.
         measured: Round = benchmark.pedantic(runner.round, rounds=1, iterations=1)
-    except (ModelError, LookupError, ValueError) as exc:
+    except (ModelError, CellError, LookupError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
     problem = runner.problem(measured.result)
     if problem:
         pytest.fail(problem, pytrace=False)
+    benchmark.extra_info.update(cell.summary([measured.result]))
 
 
 def gevent_patched() -> list[str]:

@@ -23,6 +23,9 @@ class Profile:
     io_tasks: tuple[int, ...]
     rounds: int
     warmup: int
+    # rounds of the CPU cells: their rounds spread by tens of percent with the host's
+    # speed, so they get many short rounds rather than a few long ones
+    cpu_rounds: int
     # rounds for cells that take seconds (serial I/O with many tasks, the seed)
     slow_rounds: int
     seed_loop_n: int
@@ -45,6 +48,7 @@ PROFILES: dict[str, Profile] = {
         # 5 rounds: the fewest with which the check's rank test can reach p < 0.01.
         rounds=5,
         warmup=1,
+        cpu_rounds=5,
         slow_rounds=1,
         seed_loop_n=1_000_000,
         seed_sleep_s=0.05,
@@ -54,8 +58,9 @@ PROFILES: dict[str, Profile] = {
     "standard": Profile(
         name="standard",
         params={
-            # ~0.2 s per task: long enough that a scheduling hiccup on one core is noise.
-            "cpu_loop": {"n": 3_000_000, "yield_every": 1_000},
+            # ~50 ms per task: this host's speed drifts by tens of percent over seconds,
+            # so many short interleaved rounds give a steadier median than a few long ones.
+            "cpu_loop": {"n": 1_000_000, "yield_every": 1_000},
             "cpu_native": {"size": 1 << 20, "rounds": 64},
             # 100 ms per task: fixed per-run costs (100 submissions, a pipe round trip)
             # stay a few percent of the ideal.
@@ -66,11 +71,12 @@ PROFILES: dict[str, Profile] = {
         # 7 rounds: this VM has slow phases of a second or so; a median of 7 rides them out.
         rounds=7,
         warmup=1,
+        cpu_rounds=15,
         slow_rounds=2,
         seed_loop_n=10_000_000,
         seed_sleep_s=0.2,
-        startup_rounds=9,
-        seed_rounds=3,
+        startup_rounds=15,
+        seed_rounds=5,
     ),
     "full": Profile(
         name="full",
@@ -83,10 +89,11 @@ PROFILES: dict[str, Profile] = {
         io_tasks=(1, 10, 100, 1000),
         rounds=10,
         warmup=2,
+        cpu_rounds=25,
         slow_rounds=3,
         seed_loop_n=10_000_000,
         seed_sleep_s=2.0,
-        startup_rounds=15,
-        seed_rounds=3,
+        startup_rounds=20,
+        seed_rounds=5,
     ),
 }

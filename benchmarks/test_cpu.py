@@ -32,7 +32,7 @@ def _cell(workload: str) -> Any:
             tasks=tasks,
             workers=workers,
             params=profile.params[workload],
-            rounds=profile.rounds,
+            rounds=profile.cpu_rounds,
             warmup=profile.warmup,
             start_method=config.getoption("start_method"),
         )

@@ -10,6 +10,10 @@ rounds) and the server's and the client's CPU seconds per round.
 
 Repeatability (the change of a cell's median between unchanged runs is what the
 regression check judges):
+- The cells of one style form a batch of the harness's interleaved trials: one server
+  runs at a time (a spinning ``nonblocking`` server never runs beside another style),
+  and its cells' rounds run in a random order that changes every pass, so a slow phase
+  of the host costs several cells a round each instead of one cell all its rounds.
 - Where there are two or more CPUs, the server and the load client's workers are pinned
   to disjoint halves (``server_cpus``, ``client_cpus`` in ``extra_info``), so every run
   measures the same placement; unpinned, the scheduler let them share a core in some
@@ -39,14 +43,32 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from benchmarks._harness import (
+    Cell,
+    CellError,
+    ModelCache,
+    Round,
+    Runner,
+    Trials,
+    cell_builder,
+    measure,
+)
 from benchmarks._testhooks import slowdown_factor
-from workloads.net import STYLES, LoadClient, LoadResult, ServerProcess, unavailable_styles
+from workloads.net import (
+    STYLES,
+    LoadClient,
+    LoadError,
+    LoadResult,
+    ServerProcess,
+    ServerStartError,
+    unavailable_styles,
+)
 from workloads.net._affinity import affinity, pin, split_cpus, usable
 from workloads.net._histogram import Histogram
 from workloads.net.load import PERCENTILES
@@ -101,8 +123,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
         for name in STYLES
     ]
-    # Module scope: all cells of a style run together on one server process.
-    metafunc.parametrize("style", styles, scope="module")
+    # All cells of a style run together, as one batch, on one server process.
+    metafunc.parametrize("style", styles)
     metafunc.parametrize("payload", profile.payloads, ids=str)
     metafunc.parametrize("connections", profile.connections, ids=str)
 
@@ -126,7 +148,6 @@ class Placement:
         return len(self.client_cpus) if self.client_cpus else len(usable())
 
 
-@pytest.fixture(scope="session")
 def placement() -> Placement:
     halves = split_cpus()
     return Placement(*halves) if halves else Placement(None, None)
@@ -143,28 +164,31 @@ def _idle_cpu(server: ServerProcess, window: float) -> float:
         return (server.cpu_seconds() - before) / window
 
 
-@pytest.fixture(scope="module")
-def net_server(
-    style: str, request: pytest.FixtureRequest, placement: Placement
-) -> Iterator[RunningServer]:
-    window = NET_PROFILES[_profile_name(request.config)].idle_window
-    server = ServerProcess(style)
-    try:
-        server.start()
-        if placement.server_cpus:
-            pin(server.pid, placement.server_cpus)
-        yield RunningServer(server, _idle_cpu(server, window), affinity(server.pid))
-    finally:  # also when start() fails half-way or on Ctrl-C: kill the process group
-        server.kill()
+def _start_server(
+    style: str, where: Placement, idle_window: float
+) -> Callable[[], tuple[RunningServer, Callable[[], None]]]:
+    def start() -> tuple[RunningServer, Callable[[], None]]:
+        server = ServerProcess(style)
+        try:
+            server.start()
+            if where.server_cpus:
+                pin(server.pid, where.server_cpus)
+            running = RunningServer(server, _idle_cpu(server, idle_window), affinity(server.pid))
+        except BaseException:  # also on Ctrl-C: kill the process group
+            server.kill()
+            raise
+        return running, server.kill
+
+    return start
 
 
-@pytest.fixture(scope="module")
-def load_client(placement: Placement) -> Iterator[LoadClient]:
-    client = LoadClient(placement.client_processes, cpus=placement.client_cpus)
-    try:
-        yield client.start()
-    finally:
-        client.close()
+def _start_client(where: Placement) -> Callable[[], tuple[LoadClient, Callable[[], None]]]:
+    def start() -> tuple[LoadClient, Callable[[], None]]:
+        client = LoadClient(where.client_processes, cpus=where.client_cpus)
+        client.start()
+        return client, client.close
+
+    return start
 
 
 def _summary(results: list[LoadResult], server_cpu: list[float]) -> dict[str, Any]:
@@ -191,52 +215,106 @@ def _summary(results: list[LoadResult], server_cpu: list[float]) -> dict[str, An
     return figures
 
 
-def test_echo(
-    benchmark: Any,
-    request: pytest.FixtureRequest,
-    net_server: RunningServer,
-    load_client: LoadClient,
-    style: str,
-    payload: int,
-    connections: int,
-) -> None:
-    profile_name = _profile_name(request.config)
+@dataclass(frozen=True)
+class EchoCell(Cell):
+    """Echo rounds against one server style: ``requests`` over ``connections``."""
+
+    style: str = ""
+    payload: int = 0
+    connections: int = 1
+    requests: int = 1
+    idle_window: float = 0.5
+
+    def prepare(self, cache: ModelCache) -> Runner:
+        return _EchoRunner(self, cache)
+
+    def summary(self, results: list[Any]) -> dict[str, Any]:
+        rounds: list[EchoRound] = results
+        first = rounds[0]
+        return {
+            "client_processes": first.load.processes,
+            "pinned": first.pinned,
+            "server_cpus": first.server.cpus,
+            "client_cpus": first.client_cpus,
+            "server_idle_cpu_util": first.server.idle_cpu_util,
+            **_summary([r.load for r in rounds], [r.server_cpu_s for r in rounds]),
+        }
+
+
+@dataclass(frozen=True)
+class EchoRound:
+    load: LoadResult
+    server_cpu_s: float
+    server: RunningServer
+    client_cpus: list[int]
+    pinned: bool
+
+
+class _EchoRunner(Runner):
+    def __init__(self, cell: EchoCell, cache: ModelCache) -> None:
+        self.cell = cell
+        self.cache = cache
+        self.where = cache.resource("net:placement", lambda: (placement(), lambda: None))
+        self.slowdown = slowdown_factor("echo:" + cell.style)
+        try:
+            self.server: RunningServer = cache.resource(
+                ("net:server", cell.style),
+                _start_server(cell.style, self.where, cell.idle_window),
+            )
+            self.client()
+        except (ServerStartError, LoadError, OSError) as exc:
+            raise CellError(f"echo {cell.style}: {exc}") from exc
+
+    def client(self) -> LoadClient:
+        client: LoadClient = self.cache.resource("net:client", _start_client(self.where))
+        if client.broken:  # a worker died in an earlier round: start afresh
+            self.cache.drop("net:client")
+            client = self.cache.resource("net:client", _start_client(self.where))
+        return client
+
+    def round(self) -> Round:
+        cell = self.cell
+        server = self.server.process
+        if not server.alive():
+            raise CellError(f"the {cell.style} server died")
+        client = self.client()
+        try:
+            # Connecting (and one echoed byte per connection) is not timed.
+            client.prepare(*server.address, cell.connections, cell.requests, cell.payload)
+            cpu_before = server.cpu_seconds()
+            started = time.perf_counter()
+            result = client.go()
+            elapsed = time.perf_counter() - started
+        except LoadError as exc:
+            raise CellError(f"echo {cell.style}: {exc}") from exc
+        if self.slowdown != 1.0:  # test-only: stretch this timed round, nothing else changes
+            time.sleep(max(0.0, (self.slowdown - 1.0) * elapsed))
+            elapsed = time.perf_counter() - started
+        server_cpu = server.cpu_seconds() - cpu_before
+        echo = EchoRound(
+            result, server_cpu, self.server, affinity(client.pids()[0]), client.cpus is not None
+        )
+        return Round(elapsed, server_cpu + result.client_cpu_s, echo)
+
+    def problem(self, result: Any) -> str | None:
+        measured: LoadResult = result.load
+        if measured.errors or not measured.verified:
+            return f"echo {self.cell.style}: wrong echo: {measured.error_samples}"
+        if not self.server.process.alive():
+            return f"the {self.cell.style} server died"
+        return None
+
+
+def echo_cell(config: pytest.Config, style: str, payload: int, connections: int) -> Cell:
+    profile_name = _profile_name(config)
     profile = NET_PROFILES[profile_name]
     requests = profile.requests[payload]
-    if load_client.broken:  # a worker died in an earlier cell: start afresh
-        load_client.close()
-        load_client.broken = None
-        load_client.start()
-    server = net_server.process
-    slowdown = slowdown_factor("echo:" + style)
-    results: list[LoadResult] = []
-    server_cpu: list[float] = []
-    cpu_mark = [0.0]
-
-    def setup() -> None:
-        load_client.prepare(*server.address, connections, requests, payload)
-        cpu_mark[0] = server.cpu_seconds()
-
-    def one_round() -> LoadResult:
-        started = time.perf_counter()
-        result = load_client.go()
-        if slowdown != 1.0:  # test-only: stretch this timed round, nothing else changes
-            time.sleep(max(0.0, (slowdown - 1.0) * (time.perf_counter() - started)))
-        server_cpu.append(server.cpu_seconds() - cpu_mark[0])
-        results.append(result)
-        return result
-
-    benchmark.group = f"echo:{payload}B:{connections}c"
-    benchmark.pedantic(one_round, setup=setup, rounds=profile.rounds, warmup_rounds=profile.warmup)
-
-    for result in results:  # warm-up included: a wrong echo is never acceptable
-        assert result.errors == 0, result.error_samples
-        assert result.verified, f"echo not verified: {result.error_samples}"
-    assert server.alive(), f"{style} server died"
-    measured = results[-profile.rounds :] if benchmark.enabled else results
-    cpu = server_cpu[-len(measured) :]
-    benchmark.extra_info.update(
-        {
+    return EchoCell(
+        group=f"echo:{payload}B:{connections}c",
+        rounds=profile.rounds,
+        warmup=profile.warmup,
+        batch=f"benchmarks/test_net.py::{style}",
+        info={
             "bound": "net",
             "workload": "echo",
             "model": style,
@@ -247,16 +325,27 @@ def test_echo(
             "workers": connections,
             "style": style,
             "connections": connections,
-            "client_processes": measured[0].processes,
             "params": {"payload": payload, "connections": connections, "requests": requests},
             "profile": profile_name,
             "payload": payload,
             "requests": requests,
             "client": "processes",
-            "pinned": load_client.cpus is not None,
-            "server_cpus": net_server.cpus,
-            "client_cpus": affinity(load_client.pids()[0]),
-            "server_idle_cpu_util": net_server.idle_cpu_util,
-            **_summary(measured, cpu),
-        }
+        },
+        style=style,
+        payload=payload,
+        connections=connections,
+        requests=requests,
+        idle_window=profile.idle_window,
     )
+
+
+@cell_builder(echo_cell)
+def test_echo(
+    benchmark: Any,
+    trials: Trials,
+    request: pytest.FixtureRequest,
+    style: str,
+    payload: int,
+    connections: int,
+) -> None:
+    measure(benchmark, trials, request.node)
