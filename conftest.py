@@ -6,6 +6,8 @@ both reject unknown names with a usage error that lists the valid ones.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +30,7 @@ from workloads.models import DEFAULT_START_METHOD, MODELS, START_METHODS
 SCHEMA_VERSION = 2
 TRIALS = pytest.StashKey[Trials]()
 LOAD_AT_START = pytest.StashKey[list[float] | None]()
+OLD_SIGTERM = pytest.StashKey[Any]()
 # Benchmark tests measure their whole batch in the first one; every wait inside is
 # bounded by --cell-timeout, so pytest-timeout's per-test limit only has to be generous.
 BATCH_TIMEOUT_S = 3600
@@ -93,7 +96,21 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "benchmark_save_data"):
         config.option.benchmark_save_data = True
     config.stash[LOAD_AT_START] = load_average()
+    # A CI runner that times out sends SIGTERM: end the session as Ctrl-C does, through
+    # the teardown that stops every pool, worker and server (bounded), not past it.
+    if threading.current_thread() is threading.main_thread():
+        config.stash[OLD_SIGTERM] = signal.signal(signal.SIGTERM, _terminate)
     config.stash[TRIALS] = Trials(seed=config.getoption("trial_seed"))
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    old = config.stash.get(OLD_SIGTERM, None)
+    if old is not None:
+        signal.signal(signal.SIGTERM, old)
 
 
 @pytest.hookimpl(trylast=True)

@@ -358,6 +358,9 @@ def model_cell(
 # -- planning and interleaving -----------------------------------------------------------
 
 CellBuilder = Callable[..., Cell]
+# The CPU cells' batch: other CPU-bound cells (the seed's loops, start-ups) join it, so
+# their rounds spread over its minute instead of a few seconds of their own.
+CPU_BATCH = "benchmarks/test_cpu.py"
 _BUILDER_ATTR = "boundbench_cell"
 
 

@@ -71,7 +71,7 @@ PROFILES: dict[str, Profile] = {
         # 7 rounds: this VM has slow phases of a second or so; a median of 7 rides them out.
         rounds=7,
         warmup=1,
-        cpu_rounds=15,
+        cpu_rounds=21,
         slow_rounds=2,
         seed_loop_n=10_000_000,
         seed_sleep_s=0.2,

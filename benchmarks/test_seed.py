@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from benchmarks._harness import (
+    CPU_BATCH,
     CallCell,
     Cell,
     Trials,
@@ -45,6 +46,9 @@ def seed_cpu_cell(config: pytest.Config, model: str, tasks: int, workers: int) -
         group="seed",
         rounds=profile.seed_rounds,
         warmup=0,
+        # Seconds-long CPU rounds: spread among the CPU cells' rounds, a slow phase of
+        # the host costs them one round each, not a whole cell.
+        batch=CPU_BATCH,
         info={
             "bound": "cpu",
             "workload": "seed_cpu",

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks._harness import (
+    CPU_BATCH,
     Cell,
     ModelCache,
     Round,
@@ -88,6 +89,8 @@ def startup_cell(config: pytest.Config, model: str, start_method: str) -> Cell:
         group="startup",
         rounds=profile.startup_rounds,
         warmup=1,
+        # Interleaved with the CPU cells: a start-up is mostly CPU (forks, imports).
+        batch=CPU_BATCH,
         info={
             "bound": "cpu",
             "workload": "startup",

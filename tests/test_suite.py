@@ -190,9 +190,14 @@ def test_a_killed_worker_fails_one_cell_and_the_next_cells_run(model: str) -> No
     assert wait_gone(tag) == []
 
 
-@pytest.mark.parametrize("delay", [0.0, 2.0, 5.0])
-def test_ctrl_c_to_the_process_group_leaves_no_child_behind(delay: float) -> None:
-    """SIGINT to the whole group, as a terminal sends it, at several points of a run.
+@pytest.mark.parametrize(
+    ("sig", "delay"),
+    [(signal.SIGINT, 0.0), (signal.SIGINT, 2.0), (signal.SIGINT, 5.0), (signal.SIGTERM, 2.0)],
+    ids=["sigint-0s", "sigint-2s", "sigint-5s", "sigterm-2s"],
+)
+def test_ctrl_c_to_the_process_group_leaves_no_child_behind(sig: int, delay: float) -> None:
+    """SIGINT to the whole group, as a terminal sends it, at several points of a run;
+    SIGTERM to pytest alone, as a CI runner that times out sends it.
 
     Process pools, the forkserver and the gevent worker are all up from the first
     measured cell on; the points fall in warm-ups and in interleaved rounds of the
@@ -227,7 +232,10 @@ def test_ctrl_c_to_the_process_group_leaves_no_child_behind(delay: float) -> Non
             time.sleep(0.1)
         assert len(tagged(tag)) >= 3, "the suite started its workers"
         time.sleep(delay)
-        os.killpg(proc.pid, signal.SIGINT)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
