@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _figures
-from ._compare import InputError, environment_label, measures, same_environment
+from ._compare import (
+    DEFAULT_SHIFT_EFFECT,
+    InputError,
+    Settings,
+    compare_runs,
+    environment_label,
+    measures,
+    same_environment,
+)
 from ._runs import Run
 
 DEFAULT_MARGIN = 1.5
@@ -38,6 +46,44 @@ class FamilyNoise:
     # (cell name, change) of the largest change
     worst: tuple[str, float]
     suggested: float
+
+
+@dataclass(frozen=True)
+class ShiftNoise:
+    # "cpu_loop:*" (the family) or "echo:* select" (a model within its family)
+    pattern: str
+    largest: float
+    suggested: float
+
+
+def shift_noise(runs: Sequence[Run], *, mode: str, margin: float) -> list[ShiftNoise]:
+    """The largest shift of each family and model between any two runs, and its effect.
+
+    A shift is a median over many cells, so it is far steadier than one cell; what moves
+    it between unchanged runs is the host as a whole (a slower minute for one batch).
+    Each family and each model gets its own line: one model may run in a batch of its
+    own (the spinning echo server) and move more than the others.  The suggestion is
+    never below the check's default shift effect, since a few pairs see few phases.
+    """
+    largest: dict[str, float] = {}
+    for first, second in itertools.combinations(runs, 2):
+        try:
+            found = compare_runs(first, second, Settings(mode=mode, min_effect=0.0)).shifts
+        except InputError:
+            continue
+        for shift in found:
+            change = max(shift.worse_by, 1 / shift.worse_by) - 1.0
+            largest[shift.label] = max(largest.get(shift.label, 0.0), change)
+    # Models first: the family's pattern "echo:*" also matches "echo:* select".
+    order = sorted(largest, key=lambda label: (" " not in label, label))
+    return [
+        ShiftNoise(
+            label,
+            largest[label],
+            max(DEFAULT_SHIFT_EFFECT, _round_up_percent(margin * largest[label])),
+        )
+        for label in order
+    ]
 
 
 def _round_up_percent(value: float) -> float:
@@ -109,6 +155,7 @@ def render(
     mode: str,
     margin: float,
     warnings: Sequence[str] = (),
+    shifts: Sequence[ShiftNoise] = (),
 ) -> str:
     pairs = len(runs) * (len(runs) - 1) // 2
     lines = [
@@ -151,5 +198,16 @@ def render(
         lines.append(
             f'"{item.family}" = {item.suggested:.2f}  # p95 {item.p95:.1%}, max'
             f" {item.largest:.1%} ({item.cells} cells, {item.changes} changes)"
+        )
+    if shifts:
+        lines += [
+            "",
+            "# Shifts: the median change of a family, and of each model against its family;",
+            f"# suggested = {margin:g} x the largest seen between two runs, at least"
+            f" {DEFAULT_SHIFT_EFFECT:.0%}.",
+            "[tool.boundbench.check.shift-effect-group]",
+        ]
+        lines.extend(
+            f'"{item.pattern}" = {item.suggested:.2f}  # max {item.largest:.1%}' for item in shifts
         )
     return "\n".join(lines) + "\n"

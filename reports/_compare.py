@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,10 @@ MODE_TITLES = {
     "efficiency": "machine-normalized: efficiency vs ideal within the same run",
 }
 DEFAULT_MIN_EFFECT = 0.10
+# A shift is the median change of many cells: its noise is a fraction of one cell's.
+DEFAULT_SHIFT_EFFECT = 0.05
+# The fewest cells whose median change is a shift worth judging.
+MIN_SHIFT_CELLS = 3
 
 MWU = "mann-whitney"
 THRESHOLD = "threshold"
@@ -59,6 +64,7 @@ class Measure:
     rounds: tuple[float, ...]
     # IQR / median of the round times, None when too few rounds to say
     spread: float | None = None
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,16 @@ class Settings:
     min_effect: float = DEFAULT_MIN_EFFECT
     # (fnmatch pattern, minimum effect); matched against group, then fullname; first wins
     group_effects: tuple[tuple[str, float], ...] = ()
+    # (fnmatch pattern, minimum effect) for shifts, matched against the family ("echo:*")
+    # or the family and model ("echo:* select"); first wins
+    shift_effects: tuple[tuple[str, float], ...] = ()
+    shift_effect: float = DEFAULT_SHIFT_EFFECT
+
+    def shift_effect_for(self, label: str) -> float:
+        for pattern, effect in self.shift_effects:
+            if fnmatch.fnmatchcase(label, pattern):
+                return effect
+        return self.shift_effect
 
     def effect_for(self, measure: Measure) -> float:
         for pattern, effect in self.group_effects:
@@ -99,10 +115,66 @@ class Row:
     verdict: str  # "regression", "improved", "ok"
     # IQR / median of the round times in (baseline, current)
     spread: tuple[float | None, float | None] = (None, None)
+    model: str = ""
 
     @property
     def unstable(self) -> bool:
         return any(_figures.is_unstable(value) for value in self.spread)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """How a group family moved as a whole, or one model within it against its family.
+
+    One cell's median moves with the host from run to run; the median change over many
+    cells moves far less, so a slowdown of a whole workload (every cell of ``cpu_loop``)
+    or of one model (every echo cell of one server style) shows here before any single
+    cell can prove it.  ``worse_by`` is the median of the cells' worse-by factors; for a
+    model, divided by its family's, so a change of the whole family is not counted twice.
+    """
+
+    label: str
+    keys: tuple[str, ...]
+    worse_by: float
+    min_effect: float
+    verdict: str  # "regression", "improved", "ok"
+
+
+def shifts(rows: Sequence[Row], settings: Settings) -> list[Shift]:
+    """The family shifts, then each model's shift within its family (3+ cells each)."""
+    families: dict[str, list[Row]] = {}
+    for row in rows:
+        families.setdefault(_figures.family(row.group), []).append(row)
+    out: list[Shift] = []
+    for fam, members in sorted(families.items()):
+        if len(members) < MIN_SHIFT_CELLS:
+            continue
+        whole = _median_factor(members)
+        out.append(_shift(fam, members, whole, settings))
+        models: dict[str, list[Row]] = {}
+        for row in members:
+            models.setdefault(row.model, []).append(row)
+        if len(models) < 2:
+            continue
+        for model, own in sorted(models.items()):
+            if len(own) >= MIN_SHIFT_CELLS:
+                out.append(_shift(f"{fam} {model}", own, _median_factor(own) / whole, settings))
+    return out
+
+
+def _median_factor(rows: Sequence[Row]) -> float:
+    return math.exp(statistics.median(math.log(row.worse_by) for row in rows))
+
+
+def _shift(label: str, rows: Sequence[Row], worse_by: float, settings: Settings) -> Shift:
+    effect = settings.shift_effect_for(label)
+    if worse_by >= (1.0 + effect) * (1 - 1e-9):
+        verdict = "regression"
+    elif worse_by <= (1.0 / (1.0 + effect)) * (1 + 1e-9):
+        verdict = "improved"
+    else:
+        verdict = "ok"
+    return Shift(label, tuple(row.key for row in rows), worse_by, effect, verdict)
 
 
 @dataclass
@@ -113,10 +185,15 @@ class Comparison:
     only_current: list[str] = field(default_factory=list)
     # key -> why it could not be compared (no serial reference, ...)
     not_compared: dict[str, str] = field(default_factory=dict)
+    shifts: list[Shift] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[Row]:
         return [row for row in self.rows if row.verdict == "regression"]
+
+    @property
+    def shift_regressions(self) -> list[Shift]:
+        return [shift for shift in self.shifts if shift.verdict == "regression"]
 
     @property
     def improvements(self) -> list[Row]:
@@ -205,6 +282,7 @@ def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
             value=median,
             rounds=rounds,
             spread=_figures.relative_spread(bench["stats"]),
+            model=str(extra.get("model") or ""),
         )
     return out, unmeasured
 
@@ -250,6 +328,7 @@ def compare_cell(baseline: Measure, current: Measure, settings: Settings) -> Row
         rounds=(n_base, n_cur),
         verdict=verdict,
         spread=(baseline.spread, current.spread),
+        model=current.model,
     )
 
 
@@ -286,6 +365,7 @@ def compare_runs(baseline: Run, current: Run, settings: Settings) -> Comparison:
         only_baseline=sorted(base_keys - cur_keys),
         only_current=sorted(cur_keys - base_keys),
         not_compared=not_compared,
+        shifts=shifts(rows, settings),
     )
 
 

@@ -161,13 +161,12 @@ def cap_limit(extra: Mapping[str, Any]) -> float | None:
     return 1.0 / math.ceil(tasks / cap)
 
 
-# The host was busy when the 1-minute load average is above these multiples of the core
-# count.  Before the run nothing of ours is running, so half the cores busy with other
-# work already moves CPU figures.  At the end the run itself has been keeping up to every
-# core busy (process pools, the echo server and its load client), so only load beyond
-# that, half the cores again, is someone else's.
+# The host was busy when the 1-minute load average before the run is above this multiple
+# of the core count: nothing of ours is running yet, so half the cores busy with other
+# work already moves CPU figures.  (A run just before ours lifts it too: the warning says
+# "may".)  The load at the end is recorded, not judged: a threaded echo server's hundred
+# threads alone lift it far above the core count on a quiet host.
 BUSY_LOAD_START = 0.5
-BUSY_LOAD_END = 1.5
 
 
 def _load(value: Any) -> float | None:
@@ -184,17 +183,12 @@ def host_load_warning(machine_info: Mapping[str, Any]) -> str | None:
     cores = _int(facts.get("cpu_count")) or usable_cpus(machine_info)
     if not cores:
         return None
-    start, end = _load(facts.get("load_avg_start")), _load(facts.get("load_avg_end"))
+    start = _load(facts.get("load_avg_start"))
     parts = []
     if start is not None and start > BUSY_LOAD_START * cores:
         parts.append(
             f"load average {start:.2f} before the run started"
             f" (above {BUSY_LOAD_START:g} x {cores} cores)"
-        )
-    if end is not None and end > BUSY_LOAD_END * cores:
-        parts.append(
-            f"load average {end:.2f} at its end (above {BUSY_LOAD_END:g} x {cores} cores,"
-            " more than the run itself explains)"
         )
     if not parts:
         return None

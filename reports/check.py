@@ -243,7 +243,7 @@ def read_config(path: Path | None) -> tuple[float | None, list[tuple[str, float]
         table = table.get(key, {}) if isinstance(table, dict) else {}
     if not isinstance(table, dict):
         raise InputError(f"{path}: [{CONFIG_TABLE}] must be a table")
-    unknown = sorted(set(table) - {"min-effect", "min-effect-group"})
+    unknown = sorted(set(table) - {"min-effect", "min-effect-group", "shift-effect-group"})
     if unknown:
         raise InputError(f"{path}: [{CONFIG_TABLE}] has unknown key(s) {', '.join(unknown)}")
     try:
@@ -255,6 +255,26 @@ def read_config(path: Path | None) -> tuple[float | None, list[tuple[str, float]
     except argparse.ArgumentTypeError as exc:
         raise InputError(f"{path}: [{CONFIG_TABLE}]: {exc}") from exc
     return effect, pairs
+
+
+def read_shift_config(path: Path | None) -> list[tuple[str, float]]:
+    """``[tool.boundbench.check.shift-effect-group]``: PATTERN = E for family/model shifts."""
+    path = path or Path("pyproject.toml")
+    if not path.is_file():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the config: {exc}") from exc
+    table: object = data
+    for key in (*CONFIG_TABLE.split("."), "shift-effect-group"):
+        table = table.get(key, {}) if isinstance(table, dict) else {}
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: shift-effect-group must be a table PATTERN = E")
+    try:
+        return [(str(pattern), _fraction(str(value))) for pattern, value in table.items()]
+    except argparse.ArgumentTypeError as exc:
+        raise InputError(f"{path}: [{CONFIG_TABLE}.shift-effect-group]: {exc}") from exc
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -470,7 +490,7 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        if self.comparison.regressions:
+        if self.comparison.regressions or self.comparison.shift_regressions:
             return EXIT_REGRESSION
         return self.reference.exit_code if self.reference is not None else EXIT_OK
 
@@ -478,8 +498,12 @@ class Outcome:
 def _headline(comparison: Comparison) -> str:
     rows, bad = comparison.rows, comparison.regressions
     better = comparison.improvements
-    if bad:
-        return f"REGRESSION: {len(bad)} of {_cells(len(rows))} slower"
+    shifted = comparison.shift_regressions
+    if bad or shifted:
+        parts = [f"{len(bad)} of {_cells(len(rows))} slower"] if bad else []
+        if shifted:
+            parts.append(f"{len(shifted)} shift(s): {', '.join(s.label for s in shifted)}")
+        return "REGRESSION: " + "; ".join(parts)
     extra = f", {len(better)} improved" if better else ""
     return f"no regression: {_cells(len(rows))} compared{extra}"
 
@@ -644,19 +668,43 @@ def render_text(outcome: Outcome, title: str = "") -> str:
     out.append(line(["-" * w for w in widths]))
     out.extend(line(row) for row in cells[1:])
     out.append("")
+    out.extend(_shift_lines(outcome))
     out.append(_footer(outcome))
     return "\n".join(out) + "\n"
 
 
+def _shift_lines(outcome: Outcome) -> list[str]:
+    """The families' and models' median changes: where one cell's noise averages out."""
+    found = outcome.comparison.shifts
+    if not found:
+        return []
+    names = dict(
+        zip([r.key for r in outcome.comparison.rows], _names(outcome.comparison.rows), strict=True)
+    )
+    lines = ["shifts (median change of the cells; a model's against its family's):"]
+    for shift in found:
+        verdict = {"regression": "REGRESSION", "improved": "improved"}.get(shift.verdict, "ok")
+        lines.append(
+            f"  {shift.label:32s} {shift.worse_by - 1:+6.1%} slower"
+            f"  over {_cells(len(shift.keys))}, min effect {shift.min_effect:.0%}  {verdict}"
+        )
+        if shift.verdict == "regression":
+            lines.append(f"    cells: {_some([names[key] for key in shift.keys], limit=6)}")
+    lines.append("")
+    return lines
+
+
 def _footer(outcome: Outcome) -> str:
     bad = outcome.comparison.regressions
-    if not bad:
+    shifted = outcome.comparison.shift_regressions
+    if not bad and not shifted:
         return "verdict: no regression (exit 0)"
     names = dict(
         zip([r.key for r in outcome.comparison.rows], _names(outcome.comparison.rows), strict=True)
     )
-    listed = ", ".join(f"{names[row.key]} {row.change:+.1%}" for row in bad)
-    return f"verdict: {len(bad)} regression(s): {listed} (exit 1)"
+    parts = [f"{names[row.key]} {row.change:+.1%}" for row in bad]
+    parts += [f"{shift.label} {shift.worse_by - 1:+.1%}" for shift in shifted]
+    return f"verdict: {len(bad) + len(shifted)} regression(s): {', '.join(parts)} (exit 1)"
 
 
 def _md(text: str) -> str:
@@ -664,7 +712,8 @@ def _md(text: str) -> str:
 
 
 def render_markdown(outcome: Outcome, title: str = "") -> str:
-    icon = "❌" if outcome.comparison.regressions else "✅"
+    comparison = outcome.comparison
+    icon = "❌" if comparison.regressions or comparison.shift_regressions else "✅"
     what = f"boundbench check {title}" if title else "boundbench check"
     out = [f"## {icon} {what}: {_headline(outcome.comparison)}", ""]
     out.extend(
@@ -681,6 +730,12 @@ def render_markdown(outcome: Outcome, title: str = "") -> str:
         cells[0] = f"`{cells[0]}`"
         out.append("| " + " | ".join(_md(cell) for cell in cells) + " |")
     out.append("")
+    shift_lines = _shift_lines(outcome)
+    if shift_lines:
+        out.append("```")
+        out.extend(line for line in shift_lines if line)
+        out.append("```")
+        out.append("")
     out.append(_md(_footer(outcome)))
     return "\n".join(out) + "\n"
 
@@ -726,6 +781,7 @@ def _compare_pair(args: argparse.Namespace, selection: Selection) -> Outcome:
         alpha=args.alpha,
         min_effect=min_effect,
         group_effects=(*args.min_effect_group, *config_groups),
+        shift_effects=tuple(read_shift_config(args.config)),
     )
     comparison = compare_runs(selection.baseline, selection.current, settings)
     header = _describe(selection, comparison, note)
@@ -772,7 +828,10 @@ def run_calibrate(args: argparse.Namespace) -> str:
         busy = _figures.host_load_warning(run.machine_info)
         if busy:
             warnings.append(f"{run.path}: {busy}")
-    return _calibrate.render(runs, noise, mode=mode, margin=margin, warnings=warnings)
+    shifts = _calibrate.shift_noise(runs, mode=mode, margin=margin)
+    return _calibrate.render(
+        runs, noise, mode=mode, margin=margin, warnings=warnings, shifts=shifts
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

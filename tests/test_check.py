@@ -67,7 +67,20 @@ def row_of(out: str, cell: Cell) -> str:
 
 
 def flagged(out: str) -> set[str]:
-    return {line.split()[0] for line in out.splitlines() if line.rstrip().endswith("REGRESSION")}
+    """The cells the table flags (the indented shift lines below it are not cells)."""
+    return {
+        line.split()[0]
+        for line in out.splitlines()
+        if line.rstrip().endswith("REGRESSION") and not line.startswith(" ")
+    }
+
+
+def flagged_shifts(out: str) -> set[str]:
+    return {
+        line.split(" +")[0].strip()
+        for line in out.splitlines()
+        if line.startswith("  ") and line.rstrip().endswith("REGRESSION")
+    }
 
 
 # -- verdicts -----------------------------------------------------------------------
@@ -92,6 +105,7 @@ def test_slowdown_in_one_cell_is_flagged_there_only(
     code, out, _ = check(capsys, storage)
     assert code == 1
     assert flagged(out) == {THREADS.name}
+    assert flagged_shifts(out) == set(), "one cell does not move its family"
     row = row_of(out, THREADS)
     change = float(re.search(r"([+-]\d+\.\d)%", row).group(1))  # type: ignore[union-attr]
     assert 10 <= change <= 20
