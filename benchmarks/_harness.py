@@ -32,7 +32,7 @@ import pytest
 
 from benchmarks._profiles import PROFILES, Profile
 from benchmarks._testhooks import kill_worker_model, slowdown_factor
-from workloads import Workload, get_workload
+from workloads import WORKLOADS, Workload, get_workload
 from workloads.models import (
     DEFAULT_START_METHOD,
     MODELS,
@@ -90,10 +90,14 @@ def default_workers(model_name: str, bound: str, tasks: int) -> list[int | None]
 
 def parametrize_cells(metafunc: pytest.Metafunc, bound: str, task_counts: tuple[int, ...]) -> None:
     """Parametrize (model, tasks, workers): every model, each task count, its worker counts."""
+    # A model that cannot run the test's workload (test_NAME) has no cell for it:
+    # asyncio_processes needs the workload's hybrid flavour.
+    spec = WORKLOADS.get(metafunc.function.__name__.removeprefix("test_"))
     cells = [
         (model, tasks, workers or (1 if model == "serial" else tasks))
         for tasks in task_counts
         for model in MODELS
+        if spec is None or MODELS[model].unsupported(spec) is None
         for workers in default_workers(model, bound, tasks)
     ]
     metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))

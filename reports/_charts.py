@@ -43,6 +43,7 @@ PALETTE = {
     "uvloop": "#e377c2",
     "interpreters": "#17becf",
     "dask": "#bcbd22",
+    "asyncio_processes": "#7b4173",
     # Network server styles: a family shares a hue (asyncio's, threads'), no two alike.
     "threaded": "#aec7e8",
     "asyncio_protocol": "#c5b0d5",

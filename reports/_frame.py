@@ -38,6 +38,7 @@ MODEL_ORDER = (
     "gevent",
     "asyncio",
     "uvloop",
+    "asyncio_processes",
     "interpreters",
     "dask",
 )

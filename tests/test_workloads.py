@@ -17,6 +17,13 @@ SMALL = {
     "cpu_loop": {"n": 5_000, "yield_every": 7},
     "cpu_native": {"size": 4096, "rounds": 3},
     "io_sleep": {"k": 2, "d": 0.001},
+    "mixed": {
+        "cpu_share": 0.3,
+        "task_s": 0.1,
+        "steps": 2,
+        "cpu_iters": 5_000,
+        "cpu_kind": "native",
+    },
 }
 
 

@@ -10,8 +10,9 @@ from .cpu_loop import CPU_LOOP
 from .cpu_native import CPU_NATIVE
 from .io_sleep import IO_SLEEP
 from .machine import machine_facts
+from .mixed import MIXED
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (CPU_LOOP, CPU_NATIVE, IO_SLEEP)}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (CPU_LOOP, CPU_NATIVE, IO_SLEEP, MIXED)}
 
 
 def get_workload(name: str) -> Workload:

@@ -19,6 +19,7 @@ from ._base import (
     process_cpu_seconds,
 )
 from .asyncio_model import AsyncioModel, UvloopModel
+from .asyncio_processes import AsyncioProcessesModel
 from .generator import GeneratorModel, run_generators
 from .gevent_model import GeventModel
 from .processes import (
@@ -40,6 +41,7 @@ MODELS: dict[str, type[Model]] = {
         GeventModel,
         AsyncioModel,
         UvloopModel,
+        AsyncioProcessesModel,
     )
 }
 

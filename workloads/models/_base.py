@@ -93,6 +93,11 @@ class Model:
     def info(self) -> dict[str, Any]:
         return {"model": self.name, "flavour": self.flavour}
 
+    @classmethod
+    def unsupported(cls, workload: Workload) -> str | None:
+        """Why this model cannot run ``workload`` (a skip reason), or None if it can."""
+        return None
+
     def effective_workers(self, tasks: int) -> int:
         return min(self.workers or tasks, tasks)
 
