@@ -24,7 +24,7 @@ regression check judges):
   switches; connections beyond one per worker share it on epoll.
 - A warm-up round per cell, and rounds of a few thousand requests (~0.1-0.3 s): long
   enough that one scheduler hiccup is a small part of a round, short enough that the
-  standard profile's 81 cells stay within ~70 s.
+  standard profile's 81 cells stay within ~85 s.
 
 Profiles (budget for all net cells on a 2-core machine):
 - ``quick`` (~12 s): 1 KiB x 10 connections per style, 3000 requests, 5 rounds after 1 warm-up.
