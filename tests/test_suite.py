@@ -133,8 +133,9 @@ def test_cpu_figures_are_plausible(quick_run: dict[str, Any]) -> None:
     pingpong = fastest(quick_run, "seed_cpu", 2, "generator", 2)
     assert pingpong > fastest(quick_run, "seed_cpu", 2, "serial", 1) * 1.2
     if cpu_count() >= 2:
-        assert serial / fastest(quick_run, "cpu_loop", 2, "processes", 2) > 1.2
-        assert serial / fastest(quick_run, "cpu_native", 2, "threads", 2) > 1.2
+        # ~15 ms tasks in the quick profile: a pool's round trips take a visible share.
+        assert serial / fastest(quick_run, "cpu_loop", 2, "processes", 2) > 1.1
+        assert serial / fastest(quick_run, "cpu_native", 2, "threads", 2) > 1.1
 
 
 def count_of(word: str, summary: str) -> int:
