@@ -53,7 +53,7 @@ PROFILES: dict[str, Profile] = {
         seed_loop_n=1_000_000,
         seed_sleep_s=0.05,
         startup_rounds=5,
-        seed_rounds=1,
+        seed_rounds=3,
     ),
     "standard": Profile(
         name="standard",
