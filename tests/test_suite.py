@@ -124,11 +124,14 @@ def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
 
 
 def test_cpu_figures_are_plausible(quick_run: dict[str, Any]) -> None:
+    # Quick cells take ~20 ms and this host's speed moves by tens of percent within
+    # seconds, so the margins are wide: the test catches a model that is off by a
+    # factor (a generator that pays per iteration, processes that never overlap), not
+    # a few percent.
     serial = fastest(quick_run, "cpu_loop", 2, "serial", 1)
-    # Chunked generators switch rarely: no faster than serial, and not much slower.
-    assert 0.9 < fastest(quick_run, "cpu_loop", 2, "generator", 2) / serial < 2.0
+    assert 0.5 < fastest(quick_run, "cpu_loop", 2, "generator", 2) / serial < 2.0
     for model in ("threads", "gevent", "asyncio"):
-        assert serial / fastest(quick_run, "cpu_loop", 2, model, 2) < 1.5, model
+        assert serial / fastest(quick_run, "cpu_loop", 2, model, 2) < 1.8, model
     if cpu_count() >= 2:
         # ~15 ms tasks in the quick profile: a pool's round trips take a visible share.
         assert serial / fastest(quick_run, "cpu_loop", 2, "processes", 2) > 1.1
