@@ -156,7 +156,10 @@ def render(
     margin: float,
     warnings: Sequence[str] = (),
     shifts: Sequence[ShiftNoise] = (),
+    profile: str | None = None,
 ) -> str:
+    # Tables for a profile other than the default go under its own name.
+    prefix = f"profile.{profile}." if profile and profile != "standard" else ""
     pairs = len(runs) * (len(runs) - 1) // 2
     lines = [
         f"boundbench check --calibrate: {len(runs)} runs of unchanged code"
@@ -192,7 +195,7 @@ def render(
         "# Paste into pyproject.toml (replaces the table of the same name):",
         f"# measured on {environment_label(runs[0])}, {len(runs)} runs, mode {mode},"
         f" margin {margin:g}",
-        "[tool.boundbench.check.min-effect-group]",
+        f"[tool.boundbench.check.{prefix}min-effect-group]",
     ]
     for item in noise:
         lines.append(
@@ -205,7 +208,7 @@ def render(
             "# Shifts: the median change of a family, and of each model against its family;",
             f"# suggested = {margin:g} x the largest seen between two runs, at least"
             f" {DEFAULT_SHIFT_EFFECT:.0%}.",
-            "[tool.boundbench.check.shift-effect-group]",
+            f"[tool.boundbench.check.{prefix}shift-effect-group]",
         ]
         lines.extend(
             f'"{item.pattern}" = {item.suggested:.2f}  # max {item.largest:.1%}' for item in shifts

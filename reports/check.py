@@ -26,7 +26,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import _calibrate, _figures, _stats
 from ._compare import (
@@ -222,7 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_config(path: Path | None) -> tuple[float | None, list[tuple[str, float]]]:
+def _profile_table(table: dict[str, Any], profile: str | None, path: Path) -> dict[str, Any]:
+    """The ``[tool.boundbench.check.profile.NAME]`` table for the run's profile, if any.
+
+    Each profile sizes its cells and rounds differently, so each has its own noise: a
+    quick run's 20 ms cells move far more than a standard run's.
+    """
+    profiles = table.get("profile", {})
+    if not isinstance(profiles, dict):
+        raise InputError(f"{path}: [{CONFIG_TABLE}.profile] must be a table of profiles")
+    chosen = profiles.get(profile) if profile else None
+    if chosen is None:
+        return table
+    if not isinstance(chosen, dict):
+        raise InputError(f"{path}: [{CONFIG_TABLE}.profile.{profile}] must be a table")
+    return chosen
+
+
+def read_config(
+    path: Path | None, profile: str | None = None
+) -> tuple[float | None, list[tuple[str, float]]]:
     """The check's settings kept with the project: (min effect, [(pattern, effect)]).
 
     Thresholds calibrated on the project's own machines belong in one file that CI and
@@ -243,7 +262,9 @@ def read_config(path: Path | None) -> tuple[float | None, list[tuple[str, float]
         table = table.get(key, {}) if isinstance(table, dict) else {}
     if not isinstance(table, dict):
         raise InputError(f"{path}: [{CONFIG_TABLE}] must be a table")
-    unknown = sorted(set(table) - {"min-effect", "min-effect-group", "shift-effect-group"})
+    table = _profile_table(table, profile, path)
+    known = {"min-effect", "min-effect-group", "shift-effect-group", "profile"}
+    unknown = sorted(set(table) - known)
     if unknown:
         raise InputError(f"{path}: [{CONFIG_TABLE}] has unknown key(s) {', '.join(unknown)}")
     try:
@@ -257,7 +278,7 @@ def read_config(path: Path | None) -> tuple[float | None, list[tuple[str, float]
     return effect, pairs
 
 
-def read_shift_config(path: Path | None) -> list[tuple[str, float]]:
+def read_shift_config(path: Path | None, profile: str | None = None) -> list[tuple[str, float]]:
     """``[tool.boundbench.check.shift-effect-group]``: PATTERN = E for family/model shifts."""
     path = path or Path("pyproject.toml")
     if not path.is_file():
@@ -267,14 +288,23 @@ def read_shift_config(path: Path | None) -> list[tuple[str, float]]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"{path}: cannot read the config: {exc}") from exc
     table: object = data
-    for key in (*CONFIG_TABLE.split("."), "shift-effect-group"):
+    for key in CONFIG_TABLE.split("."):
         table = table.get(key, {}) if isinstance(table, dict) else {}
+    if isinstance(table, dict):
+        table = _profile_table(table, profile, path).get("shift-effect-group", {})
     if not isinstance(table, dict):
         raise InputError(f"{path}: shift-effect-group must be a table PATTERN = E")
     try:
         return [(str(pattern), _fraction(str(value))) for pattern, value in table.items()]
     except argparse.ArgumentTypeError as exc:
         raise InputError(f"{path}: [{CONFIG_TABLE}.shift-effect-group]: {exc}") from exc
+
+
+def run_profile(run: Run) -> str | None:
+    """The profile a run was made with (``machine_info["boundbench"]["profile"]``)."""
+    facts = run.machine_info.get("boundbench")
+    profile = facts.get("profile") if isinstance(facts, dict) else None
+    return profile if isinstance(profile, str) else None
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -772,7 +802,8 @@ def run_check(args: argparse.Namespace) -> Outcome:
 
 def _compare_pair(args: argparse.Namespace, selection: Selection) -> Outcome:
     mode, note = _mode(args, selection.baseline, selection.current)
-    config_effect, config_groups = read_config(args.config)
+    profile = run_profile(selection.current)
+    config_effect, config_groups = read_config(args.config, profile)
     min_effect = args.min_effect
     if min_effect is None:
         min_effect = DEFAULT_MIN_EFFECT if config_effect is None else config_effect
@@ -781,7 +812,7 @@ def _compare_pair(args: argparse.Namespace, selection: Selection) -> Outcome:
         alpha=args.alpha,
         min_effect=min_effect,
         group_effects=(*args.min_effect_group, *config_groups),
-        shift_effects=tuple(read_shift_config(args.config)),
+        shift_effects=tuple(read_shift_config(args.config, profile)),
     )
     comparison = compare_runs(selection.baseline, selection.current, settings)
     header = _describe(selection, comparison, note)
@@ -829,8 +860,12 @@ def run_calibrate(args: argparse.Namespace) -> str:
         if busy:
             warnings.append(f"{run.path}: {busy}")
     shifts = _calibrate.shift_noise(runs, mode=mode, margin=margin)
+    profiles = {run_profile(run) for run in runs}
+    if len(profiles) > 1:
+        warnings.append(f"the runs mix profiles ({', '.join(sorted(map(str, profiles)))})")
+    profile = profiles.pop() if len(profiles) == 1 else None
     return _calibrate.render(
-        runs, noise, mode=mode, margin=margin, warnings=warnings, shifts=shifts
+        runs, noise, mode=mode, margin=margin, warnings=warnings, shifts=shifts, profile=profile
     )
 
 

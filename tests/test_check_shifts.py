@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
 from reports._compare import Row, Settings, shifts
+from reports.check import read_config, read_shift_config
 
 
 def row(key: str, group: str, model: str, worse_by: float) -> Row:
@@ -95,3 +97,20 @@ def test_shift_effects_are_matched_by_pattern_models_first() -> None:
 def test_too_few_cells_make_no_shift() -> None:
     rows = [row("a", "g:1", "m", 2.0), row("b", "g:2", "m", 2.0)]
     assert shifts(rows, Settings()) == []
+
+
+def test_a_profile_has_its_own_thresholds(tmp_path: Path) -> None:
+    config = tmp_path / "pyproject.toml"
+    config.write_text(
+        "[tool.boundbench.check]\nmin-effect = 0.1\n"
+        '[tool.boundbench.check.min-effect-group]\n"cpu_loop:*" = 0.17\n'
+        '[tool.boundbench.check.shift-effect-group]\n"cpu_loop:*" = 0.05\n'
+        '[tool.boundbench.check.profile.quick.min-effect-group]\n"cpu_loop:*" = 0.4\n'
+        '[tool.boundbench.check.profile.quick.shift-effect-group]\n"cpu_loop:*" = 0.12\n',
+        encoding="utf-8",
+    )
+    assert read_config(config, "standard") == (0.1, [("cpu_loop:*", 0.17)])
+    assert read_shift_config(config, "standard") == [("cpu_loop:*", 0.05)]
+    assert read_config(config, "quick") == (None, [("cpu_loop:*", 0.4)])
+    assert read_shift_config(config, "quick") == [("cpu_loop:*", 0.12)]
+    assert read_config(config, None) == (0.1, [("cpu_loop:*", 0.17)])
