@@ -24,6 +24,8 @@ from reports.check import main
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
+# Fixed thresholds: the check is proven end to end, not this machine's calibration.
+FIXED = ["--config", str(ROOT / "tests" / "fixtures" / "check" / "thresholds.toml")]
 SELECTION = "io_sleep and (serial or threads) and 10-"
 SLOWDOWN = "io_sleep=1.5"
 
@@ -68,18 +70,18 @@ def test_unchanged_runs_pass_and_a_slowed_workload_fails(
     runs = sorted(storage.rglob("*.json"))
     assert [path.name[:4] for path in runs] == ["0001", "0002"]
 
-    assert main([str(storage)]) == 0, capsys.readouterr().out
+    assert main([str(storage), *FIXED]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
     compared = len(rows(out))
     assert compared >= 2
     # The quick profile's 5 rounds are enough for the rank test on every cell here.
     assert all("(5+5 rounds)" in line for line in rows(out).values()), out
-    assert main([str(storage), "--mode", "speedup"]) == 0, capsys.readouterr().out
+    assert main([str(storage), "--mode", "speedup", *FIXED]) == 0, capsys.readouterr().out
     capsys.readouterr()
 
     bench_run(storage, slowdown=SLOWDOWN)
     summary = tmp_path / "summary.md"
-    assert main([str(storage), "--markdown", str(summary)]) == 1
+    assert main([str(storage), "--markdown", str(summary), *FIXED]) == 1
     out = capsys.readouterr().out
     print(out)  # shown with -s: the figures the report quotes
     assert "baseline: run 0002" in out
@@ -93,7 +95,7 @@ def test_unchanged_runs_pass_and_a_slowed_workload_fails(
     assert "REGRESSION" in summary.read_text(encoding="utf-8")
 
     # The documented blind spot of the normalized mode: serial slowed alike, speedup kept.
-    assert main([str(storage), "--mode", "speedup"]) == 0, capsys.readouterr().out
+    assert main([str(storage), "--mode", "speedup", *FIXED]) == 0, capsys.readouterr().out
 
     # pytest-benchmark's own gate still works beside it (run 0003 is the slowed one).
     compare = ("--benchmark-compare=0003", "--benchmark-compare-fail=median:25%")

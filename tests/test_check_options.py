@@ -139,8 +139,10 @@ def test_calibrate_prints_noise_per_family_and_a_toml_table(
     assert code == 0, err
     assert "4 runs of unchanged code" in out
     assert "6 pairs" in out
-    toml = out[out.index("[tool.boundbench.check.min-effect-group]") :]
-    table = tomllib.loads(toml)["tool"]["boundbench"]["check"]["min-effect-group"]
+    # The fixture's runs are of the quick profile: the tables go under its name.
+    toml = out[out.index("[tool.boundbench.check.profile.quick.min-effect-group]") :]
+    check_table = tomllib.loads(toml)["tool"]["boundbench"]["check"]
+    table = check_table["profile"]["quick"]["min-effect-group"]
     assert set(table) == {"cpu_loop:*", "io_sleep:*"}
     # Every change seen is under the suggestion: none of the calibration pairs would fail.
     assert all(0.02 <= value <= 0.2 for value in table.values())
