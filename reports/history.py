@@ -32,6 +32,7 @@ from .check import (
     EXIT_OK,
     EXIT_REGRESSION,
     OneLineParser,
+    _alpha,
     _fraction,
     _group_effect,
     _write,
@@ -77,16 +78,6 @@ def _positive_int(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _pvalue(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--pvalue",
-        type=_pvalue,
+        type=_alpha,
         default=_history.DEFAULT_PVALUE,
         metavar="P",
         help="significance of a change point (permutation test) and of a trend (Kendall"
