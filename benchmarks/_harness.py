@@ -205,6 +205,14 @@ class Runner:
     def problem(self, result: Any) -> str | None:
         return None
 
+    def finish(self, seconds: list[float]) -> dict[str, Any]:
+        """More ``extra_info``, once after the cell's last measured round (untimed).
+
+        ``seconds`` are the measured rounds.  The cell's model is still started, so an
+        extra untimed round (a memory measurement, say) can run here.
+        """
+        return {}
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -384,6 +392,8 @@ class Outcome:
     cpu_s: list[float] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)
     error: str | None = None
+    # extra_info from ``Runner.finish``
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -477,6 +487,14 @@ def _interleave(
                 outcomes[key].seconds.append(measured.seconds)
                 outcomes[key].cpu_s.append(measured.cpu_s)
                 outcomes[key].results.append(measured.result)
+    for key, runner in runners.items():
+        outcome = outcomes[key]
+        if outcome.error or not outcome.seconds:
+            continue
+        try:
+            outcome.extra = runner.finish(list(outcome.seconds))
+        except (ModelError, CellError) as exc:
+            outcome.error = f"after its rounds: {exc}"
 
 
 class _ReplayClock:
@@ -521,6 +539,7 @@ def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
     benchmark.extra_info["cpu_s"] = sum(outcome.cpu_s) / len(outcome.cpu_s)
     benchmark.extra_info["interleaved"] = True
     benchmark.extra_info.update(cell.summary(outcome.results))
+    benchmark.extra_info.update(outcome.extra)
     benchmark._timer = _ReplayClock(outcome.seconds)
     benchmark.pedantic(lambda: None, rounds=len(outcome.seconds), iterations=1)
 
@@ -536,6 +555,10 @@ def _once(benchmark: Any, cache: ModelCache, cell: Cell) -> None:
     if problem:
         pytest.fail(problem, pytrace=False)
     benchmark.extra_info.update(cell.summary([measured.result]))
+    try:
+        benchmark.extra_info.update(runner.finish([measured.seconds]))
+    except (ModelError, CellError) as exc:
+        pytest.fail(f"after its round: {exc}", pytrace=False)
 
 
 def gevent_patched() -> list[str]:

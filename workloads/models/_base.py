@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from typing import Any, ClassVar
@@ -54,6 +55,19 @@ class Model:
     flavour: ClassVar[str]
     # Whether ``workers`` is a real resource (threads, processes) worth parametrizing.
     pooled: ClassVar[bool] = False
+    # An optional dependency: (module that must import, how to install it).
+    requires: ClassVar[tuple[str, str] | None] = None
+    # Session settings (command-line options of the suite, e.g. ``start_method``) this
+    # model takes as constructor keywords; they are recorded in each cell's extra_info.
+    settings: ClassVar[tuple[str, ...]] = ()
+    # Largest pool the suite builds (one worker per task past it measures start-up).
+    worker_cap: ClassVar[int | None] = None
+    # Pool sizes worth measuring, as (bound or "*", choices) pairs: "cores" = this
+    # machine's CPUs, "tasks" = one worker per task (capped at ``worker_cap``),
+    # "cores+4" = ThreadPoolExecutor's default.
+    worker_choices: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
+    # The start-up cells: one per dict of constructor options ([] = no start-up cell).
+    startup_variants: ClassVar[tuple[dict[str, Any], ...]] = ()
 
     def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         if workers is not None and workers < 1:
@@ -96,7 +110,45 @@ class Model:
     @classmethod
     def unsupported(cls, workload: Workload) -> str | None:
         """Why this model cannot run ``workload`` (a skip reason), or None if it can."""
+        if cls.flavour in ("sync", "gen", "coro") and getattr(workload, cls.flavour) is None:
+            return (
+                f"{cls.name} runs the {cls.flavour!r} flavour, which workload "
+                f"{workload.name!r} does not have"
+            )
         return None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this interpreter cannot run the model at all (a skip reason), or None."""
+        if cls.requires is not None:
+            module, fix = cls.requires
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                return (
+                    f"Model {cls.name!r} is not available: {module} is not installed. "
+                    f"Install it with: {fix}"
+                )
+        return None
+
+    @classmethod
+    def worker_counts(cls, bound: str, tasks: int) -> list[int]:
+        """The pool sizes worth a cell for ``tasks`` tasks of a ``bound`` workload."""
+        if not cls.pooled:
+            return [tasks]
+        by_bound = dict(cls.worker_choices)
+        choices = by_bound.get(bound) or by_bound.get("*") or ("cores",)
+        cores = cpu_count()
+        sizes = {"cores": cores, "cores+4": min(32, cores + 4), "tasks": tasks}
+        counts = []
+        for choice in choices:
+            count = sizes[choice]
+            if cls.worker_cap is not None:
+                count = min(count, cls.worker_cap)
+            counts.append(max(1, count))
+        return list(dict.fromkeys(counts))
 
     def effective_workers(self, tasks: int) -> int:
         return min(self.workers or tasks, tasks)

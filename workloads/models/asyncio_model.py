@@ -62,6 +62,7 @@ class AsyncioModel(Model):
 
 class UvloopModel(AsyncioModel):
     name = "uvloop"
+    requires = ("uvloop", "pip install 'boundbench[uvloop]'")
 
     def new_loop(self) -> asyncio.AbstractEventLoop:
         import uvloop

@@ -30,6 +30,9 @@ class AsyncioProcessesModel(Model):
     # Not one of the three flavours: the optional ``Workload.hybrid`` hook.
     flavour = "hybrid"
     pooled = True
+    settings = ("start_method",)
+    worker_choices = (("mixed", ("cores", "tasks")), ("*", ("cores",)))
+    worker_cap = 32
 
     def __init__(
         self,

@@ -29,6 +29,8 @@ _ROOT = Path(__file__).resolve().parents[2]
 class GeventModel(Model):
     name = "gevent"
     flavour = "sync"
+    requires = ("gevent", "pip install gevent")
+    startup_variants = ({},)
 
     def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
         super().__init__(workers, timeout)

@@ -86,6 +86,15 @@ class ProcessesModel(Model):
     name = "processes"
     flavour = "sync"
     pooled = True
+    settings = ("start_method",)
+    # One process per task is the I/O extreme of a process pool; past this it measures fork.
+    worker_cap = 32
+    worker_choices = (
+        ("io", ("cores", "tasks")),
+        ("mixed", ("cores", "tasks")),
+        ("*", ("cores",)),
+    )
+    startup_variants = tuple({"start_method": method} for method in START_METHODS)
 
     def __init__(
         self,

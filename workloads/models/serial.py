@@ -12,6 +12,10 @@ class SerialModel(Model):
     name = "serial"
     flavour = "sync"
 
+    @classmethod
+    def worker_counts(cls, bound: str, tasks: int) -> list[int]:
+        return [1]
+
     def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
         fn = workload.task(self.flavour, **params)
         return [fn(task_id) for task_id in range(tasks)]

@@ -37,6 +37,12 @@ class ThreadsModel(Model):
     name = "threads"
     flavour = "sync"
     pooled = True
+    worker_choices = (
+        ("io", ("cores+4", "tasks")),
+        ("mixed", ("cores", "tasks")),
+        ("*", ("cores",)),
+    )
+    startup_variants = ({},)
 
     def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
         super().__init__(default_thread_workers() if workers is None else workers, timeout)
