@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks._harness import (
+    USER_WORKLOADS,
     ModelCache,
     Trials,
     get_profile,
@@ -21,9 +22,16 @@ from benchmarks._harness import (
     selected_models,
 )
 from benchmarks._profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
-from workloads import machine_facts
+from workloads import (
+    WORKLOADS,
+    UserWorkload,
+    WorkloadSpecError,
+    entry_point_workloads,
+    machine_facts,
+    resolve_spec,
+)
 from workloads.machine import library_versions, load_average
-from workloads.models import DEFAULT_START_METHOD, MODELS, START_METHODS
+from workloads.models import BROKEN_PLUGINS, DEFAULT_START_METHOD, MODELS, PLUGINS, START_METHODS
 
 # Version of the keys boundbench writes into saved runs (docs/contract.md); the report
 # and the check read older versions too.
@@ -66,6 +74,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "recorded in each cell's extra_info",
     )
     group.addoption(
+        "--dask-scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run the dask model on this existing cluster (default: a LocalCluster it "
+        "starts on loopback)",
+    )
+    group.addoption(
+        "--workload",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME[,KEY=VALUE...]",
+        help="also run this workload (a workloads.Workload object, a registered name or "
+        "an entry point of group boundbench.workloads) under every model; repeatable",
+    )
+    group.addoption(
+        "--list-workloads",
+        action="store_true",
+        default=False,
+        help="list the registered and installed workloads and exit",
+    )
+    group.addoption(
         "--trial-seed",
         type=int,
         default=0,
@@ -83,12 +112,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    broken = [BROKEN_PLUGINS[name] for name in selected_models(config) if name in BROKEN_PLUGINS]
+    if broken:
+        raise pytest.UsageError("--models: " + "; ".join(broken))
     unknown = [name for name in selected_models(config) if name not in MODELS]
     if unknown:
         raise pytest.UsageError(
             f"--models: unknown model(s) {', '.join(map(repr, unknown))}; "
             f"valid: {', '.join(MODELS)}"
         )
+    scheduler = config.getoption("dask_scheduler")
+    if scheduler is not None and not _is_address(scheduler):
+        raise pytest.UsageError(
+            f"--dask-scheduler: {scheduler!r} is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786)"
+        )
+    # Users' workloads are imported and their flavours checked once, before any timing.
+    user: list[UserWorkload] = []
+    for spec in config.getoption("workload"):
+        try:
+            user.append(resolve_spec(spec))
+        except WorkloadSpecError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    config.stash[USER_WORKLOADS] = user
     seed_sleep = config.getoption("seed_sleep")
     if seed_sleep is not None and seed_sleep < 0.001:
         raise pytest.UsageError("--seed-sleep: must be at least 0.001 seconds")
@@ -101,6 +146,46 @@ def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         config.stash[OLD_SIGTERM] = signal.signal(signal.SIGTERM, _terminate)
     config.stash[TRIALS] = Trials(seed=config.getoption("trial_seed"))
+
+
+def _is_address(text: str) -> bool:
+    scheme, sep, rest = text.partition("://")
+    host, colon, port = rest.rpartition(":")
+    return bool(sep and scheme in ("tcp", "tls") and colon and host and port.isdigit())
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption("list_workloads", default=False):
+        return None
+
+    def write(line: str) -> None:
+        print(line)  # before the session: no terminal reporter yet
+
+    write("registered workloads:")
+    for name, spec in WORKLOADS.items():
+        write(f"  {name:<16} {spec.bound:<6} flavours {', '.join(spec.flavours())}")
+    offered = entry_point_workloads()
+    write(f"installed (entry-point group boundbench.workloads): {'' if offered else 'none'}")
+    for name, ref in offered.items():
+        write(f"  {name:<16} {ref}")
+    write("run one with: pytest benchmarks/ --workload NAME  (or --workload module:OBJECT)")
+    return 0
+
+
+def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
+    # Users' workloads only run when asked for: no empty, skipped test otherwise.
+    if collection_path.name == "test_user.py" and not config.getoption("workload"):
+        return True
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Said even with -q: a plugin left out changes what the run measures.
+    write = session.config.get_terminal_writer().line
+    for problem in BROKEN_PLUGINS.values():
+        write(f"boundbench: {problem}; skipped", yellow=True)
+    if PLUGINS:
+        write(f"boundbench: plugin models: {', '.join(PLUGINS)}")
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -32,13 +32,12 @@ import pytest
 
 from benchmarks._profiles import PROFILES, Profile
 from benchmarks._testhooks import kill_worker_model, slowdown_factor
-from workloads import WORKLOADS, Workload, get_workload
+from workloads import WORKLOADS, UserWorkload, Workload, resolve_workload, workload_ref
 from workloads.models import (
     DEFAULT_START_METHOD,
     MODELS,
     Model,
     ModelError,
-    cpu_count,
     get_model,
     process_cpu_seconds,
     stop_multiprocessing_helpers,
@@ -58,49 +57,79 @@ def get_profile(config: pytest.Config) -> Profile:
     return PROFILES[config.getoption("profile")]
 
 
-def model_params(config: pytest.Config, cells: list[tuple[str, int, int]]) -> list[Any]:
-    """pytest.param per (model, tasks, workers), skipping unavailable models visibly."""
+# The users' workloads of ``--workload``, resolved and checked by conftest.py.
+USER_WORKLOADS = pytest.StashKey[list[UserWorkload]]()
+
+
+def user_workloads(config: pytest.Config) -> list[UserWorkload]:
+    return config.stash.get(USER_WORKLOADS, [])
+
+
+# Session settings a model may take (``Model.settings``): suite option -> its dest.
+SETTINGS = ("start_method", "dask_scheduler")
+
+
+def session_settings(config: pytest.Config) -> dict[str, Any]:
+    """The suite's options that models take as constructor keywords (unset ones left out)."""
+    found = {}
+    for name in SETTINGS:
+        value = config.getoption(name, default=None)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def model_options(model: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor options of ``model`` among the session's settings."""
+    return {key: settings[key] for key in MODELS[model].settings if key in settings}
+
+
+def model_params(
+    config: pytest.Config, cells: list[tuple[str, int, int]], workload: Workload | None = None
+) -> list[Any]:
+    """pytest.param per (model, tasks, workers), skipping visibly what cannot run here."""
     chosen = selected_models(config)
     missing = unavailable_models()
     params = []
     for model, tasks, workers in cells:
         if model not in chosen:
             continue
-        marks = [pytest.mark.skip(reason=missing[model])] if model in missing else []
+        reason = missing.get(model)
+        if reason is None and workload is not None:
+            reason = MODELS[model].unsupported(workload)
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
         params.append(
             pytest.param(model, tasks, workers, id=f"{model}-{tasks}-{workers}", marks=marks)
         )
     return params
 
 
-# One process per task is the I/O extreme of a process pool; past this it measures fork.
-PROCESS_CAP = 32
-
-
-def default_workers(model_name: str, bound: str, tasks: int) -> list[int | None]:
-    """Worker counts worth measuring for a model: pools get a few, schedulers one."""
-    if model_name == "threads":
-        choices = [min(32, cpu_count() + 4), tasks] if bound == "io" else [cpu_count()]
-    elif model_name == "processes":
-        choices = [cpu_count(), min(tasks, PROCESS_CAP)] if bound == "io" else [cpu_count()]
-    else:
-        return [None]
-    return list(dict.fromkeys(choices))
-
-
-def parametrize_cells(metafunc: pytest.Metafunc, bound: str, task_counts: tuple[int, ...]) -> None:
-    """Parametrize (model, tasks, workers): every model, each task count, its worker counts."""
-    # A model that cannot run the test's workload (test_NAME) has no cell for it:
-    # asyncio_processes needs the workload's hybrid flavour.
-    spec = WORKLOADS.get(metafunc.function.__name__.removeprefix("test_"))
-    cells = [
-        (model, tasks, workers or (1 if model == "serial" else tasks))
+def model_cells(bound: str, task_counts: tuple[int, ...]) -> list[tuple[str, int, int]]:
+    """(model, tasks, workers) for every model, each task count, its pool sizes."""
+    return [
+        (model, tasks, workers)
         for tasks in task_counts
-        for model in MODELS
-        if spec is None or MODELS[model].unsupported(spec) is None
-        for workers in default_workers(model, bound, tasks)
+        for model, cls in MODELS.items()
+        for workers in cls.worker_counts(bound, tasks)
     ]
-    metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells))
+
+
+def parametrize_cells(
+    metafunc: pytest.Metafunc,
+    bound: str,
+    task_counts: tuple[int, ...],
+    workload: Workload | str | None = None,
+) -> None:
+    """Parametrize (model, tasks, workers): every model, each task count, its pool sizes.
+
+    ``workload`` (default: the one the test is named after, ``test_NAME``) lets a model
+    that cannot run it be skipped with its reason.
+    """
+    if workload is None:
+        workload = metafunc.function.__name__.removeprefix("test_")
+    spec = WORKLOADS.get(workload) if isinstance(workload, str) else workload
+    cells = model_cells(bound, task_counts)
+    metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells, spec))
 
 
 # -- the model cache --------------------------------------------------------------------
@@ -252,7 +281,7 @@ class _ModelRunner(Runner):
     def __init__(self, cell: ModelCell, cache: ModelCache) -> None:
         self.cell = cell
         self.cache = cache
-        self.workload = get_workload(cell.workload)
+        self.workload = resolve_workload(cell.workload)
         self.params = dict(cell.params)
         self.expected = cache.reference(self.workload, self.params, cell.tasks)
         self.slow = slowdown_factor(cell.workload)
@@ -319,27 +348,42 @@ class _CallRunner(Runner):
 def model_cell(
     profile: Profile,
     *,
-    workload: str,
+    workload: str | Workload,
     model: str,
     tasks: int,
     workers: int | None,
     params: Mapping[str, Any],
     rounds: int,
     warmup: int,
-    start_method: str,
+    start_method: str | None = None,
+    settings: Mapping[str, Any] | None = None,
     group: str | None = None,
     label: str | None = None,
 ) -> ModelCell:
-    """The cell for a workload under a model, with the ``extra_info`` the contract names."""
-    spec = get_workload(workload)
+    """The cell for a workload under a model, with the ``extra_info`` the contract names.
+
+    ``settings`` are the session's (``session_settings``); the model takes those it
+    names in ``Model.settings``, and they are recorded.  ``start_method`` is a shortcut
+    for ``settings={"start_method": ...}``.
+    """
+    spec = resolve_workload(workload) if isinstance(workload, str) else workload
+    ref = workload if isinstance(workload, str) else workload_ref(workload)
     model_cls = MODELS[model]
+    given = dict(settings or {})
+    if start_method is not None:
+        given.setdefault("start_method", start_method)
+    options = model_options(model, given)
     workers = workers if model_cls.pooled else None
-    options = {"start_method": start_method} if model == "processes" else {}
-    effective = 1 if model == "serial" else min(workers or tasks, tasks)
+    # How many tasks run at once: a pool's size; serial 1, a scheduler every task.
+    effective = (
+        min(workers or tasks, tasks)
+        if model_cls.pooled
+        else model_cls.worker_counts(spec.bound, tasks)[0]
+    )
     ideal = spec.task_seconds(**params)
     info: dict[str, Any] = {
         "bound": spec.bound,
-        "workload": label or workload,
+        "workload": label or spec.name,
         "model": model,
         "flavour": model_cls.flavour,
         "tasks": tasks,
@@ -350,15 +394,16 @@ def model_cell(
     }
     if ideal is not None:
         info["ideal_s"] = ideal
-    if model == "processes" and spec.bound == "io" and tasks > PROCESS_CAP == workers:
-        # One process per task was asked for and capped: the report says so.
-        info["workers_cap"] = PROCESS_CAP
+    cap = model_cls.worker_cap
+    if cap is not None and workers == cap < tasks and "tasks" in model_cls.choices(spec.bound):
+        # One worker per task was asked for and capped: the report says so.
+        info["workers_cap"] = cap
     return ModelCell(
-        group=group or f"{workload}:tasks={tasks}",
+        group=group or f"{spec.name}:tasks={tasks}",
         rounds=rounds,
         warmup=warmup,
         info=info,
-        workload=workload,
+        workload=ref,
         model=model,
         tasks=tasks,
         workers=workers,

@@ -26,30 +26,37 @@ from benchmarks._harness import (
     cell_builder,
     get_profile,
     measure,
+    model_options,
     selected_models,
+    session_settings,
 )
 from workloads import get_workload
-from workloads.models import START_METHODS, get_model, process_cpu_seconds, unavailable_models
+from workloads.models import MODELS, get_model, process_cpu_seconds, unavailable_models
 
-CELLS = [("threads", None), *(("processes", method) for method in START_METHODS), ("gevent", None)]
 WORKLOAD = get_workload("cpu_loop")
 PARAMS = {"n": 1, "yield_every": 1}
 
 
+def variant_id(model: str, options: dict[str, Any]) -> str:
+    return "-".join([model, *map(str, options.values())])
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every model that declares start-up variants (Model.startup_variants) gets a cell each.
     chosen = selected_models(metafunc.config)
     missing = unavailable_models()
     params = [
         pytest.param(
             model,
-            method or "",
-            id=f"{model}-{method}" if method else model,
+            variant,
+            id=variant_id(model, variant),
             marks=[pytest.mark.skip(reason=missing[model])] if model in missing else [],
         )
-        for model, method in CELLS
+        for model, cls in MODELS.items()
         if model in chosen
+        for variant in cls.startup_variants
     ]
-    metafunc.parametrize(("model", "start_method"), params)
+    metafunc.parametrize(("model", "variant"), params)
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,10 @@ class _StartupRunner(Runner):
         return None if result == [(0, 0)] else f"expected [(0, 0)], got {result!r}"
 
 
-def startup_cell(config: pytest.Config, model: str, start_method: str) -> Cell:
+def startup_cell(config: pytest.Config, model: str, variant: dict[str, Any]) -> Cell:
     profile = get_profile(config)
-    options = {"start_method": start_method} if start_method else {}
+    # The session's settings (a dask scheduler's address, say), then the variant's own.
+    options = {**model_options(model, session_settings(config)), **variant}
     return StartupCell(
         group="startup",
         rounds=profile.startup_rounds,
@@ -109,6 +117,6 @@ def startup_cell(config: pytest.Config, model: str, start_method: str) -> Cell:
 
 @cell_builder(startup_cell)
 def test_startup(
-    benchmark: Any, trials: Trials, request: pytest.FixtureRequest, model: str, start_method: str
+    benchmark: Any, trials: Trials, request: pytest.FixtureRequest, model: str, variant: Any
 ) -> None:
     measure(benchmark, trials, request.node)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FLAVOURS = ("sync", "gen", "coro")
+# A workload's family (docs/contract.md).
+BOUNDS = ("cpu", "io", "net", "mixed")
 
 SyncFn = Callable[..., Any]
 GenFn = Callable[..., Generator[float | None, None, Any]]
@@ -22,15 +24,17 @@ class Workload:
     """One kind of task, written once per flavour.
 
     Every flavour takes ``task_id`` first and the workload's parameters as keywords,
-    and returns the same value for the same arguments.  A ``gen`` flavour yields
-    ``None`` to give up the CPU and a float to sleep that many seconds.
+    and returns the same value for the same arguments.  Only ``sync`` is required.  A
+    ``gen`` flavour yields ``None`` to give up the CPU and a float to sleep that many
+    seconds.
     """
 
     name: str
     bound: str
     sync: SyncFn
-    gen: GenFn
-    coro: CoroFn
+    # ``gen`` and ``coro`` are optional: models that need a missing one skip the workload.
+    gen: GenFn | None = None
+    coro: CoroFn | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     # Seconds one task takes when nothing else runs, if known from the parameters.
     duration: Callable[..., float | None] | None = None
@@ -43,8 +47,14 @@ class Workload:
     def flavour(self, flavour: str) -> Callable[..., Any]:
         if flavour not in FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}; valid: {', '.join(FLAVOURS)}")
-        fn: Callable[..., Any] = getattr(self, flavour)
+        fn: Callable[..., Any] | None = getattr(self, flavour)
+        if fn is None:
+            raise ValueError(f"{self.name}: no {flavour!r} flavour")
         return fn
+
+    def flavours(self) -> tuple[str, ...]:
+        """The flavours this workload has (``sync`` always)."""
+        return tuple(f for f in FLAVOURS if getattr(self, f) is not None)
 
     def params(self, **overrides: Any) -> dict[str, Any]:
         unknown = set(overrides) - set(self.defaults)

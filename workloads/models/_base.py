@@ -134,12 +134,17 @@ class Model:
         return None
 
     @classmethod
+    def choices(cls, bound: str) -> tuple[str, ...]:
+        """The pool-size choices (``worker_choices``) for a ``bound`` workload."""
+        by_bound = dict(cls.worker_choices)
+        return by_bound.get(bound) or by_bound.get("*") or ("cores",)
+
+    @classmethod
     def worker_counts(cls, bound: str, tasks: int) -> list[int]:
         """The pool sizes worth a cell for ``tasks`` tasks of a ``bound`` workload."""
         if not cls.pooled:
             return [tasks]
-        by_bound = dict(cls.worker_choices)
-        choices = by_bound.get(bound) or by_bound.get("*") or ("cores",)
+        choices = cls.choices(bound)
         cores = cpu_count()
         sizes = {"cores": cores, "cores+4": min(32, cores + 4), "tasks": tasks}
         counts = []

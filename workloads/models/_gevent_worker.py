@@ -16,8 +16,6 @@ from typing import Any, BinaryIO
 import gevent
 import gevent.pool
 
-from workloads import get_workload
-
 HEADER = struct.Struct("!I")
 
 
@@ -38,8 +36,8 @@ def write_message(stream: BinaryIO, message: Any) -> None:
     stream.flush()
 
 
-def run_cell(workload: str, params: dict[str, Any], tasks: int, workers: int | None) -> list[Any]:
-    fn = get_workload(workload).task("sync", **params)
+def run_cell(task: bytes, tasks: int, workers: int | None) -> list[Any]:
+    fn = pickle.loads(task)  # a user's module that fails to import fails this cell only
     pool = gevent.pool.Pool(workers)
     greenlets = [pool.spawn(fn, task_id) for task_id in range(tasks)]
     gevent.joinall(greenlets, raise_error=True)

@@ -38,7 +38,12 @@ class GeventModel(Model):
 
     def start(self) -> GeventModel:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+        # The worker imports what this process can: the project, and the modules of
+        # users' workloads found on this process's path.
+        paths = [str(_ROOT), *(p for p in sys.path if p and os.path.isdir(p))]
+        env["PYTHONPATH"] = os.pathsep.join(
+            dict.fromkeys(filter(None, [*paths, env.get("PYTHONPATH")]))
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workloads.models._gevent_worker"],
             stdin=subprocess.PIPE,
@@ -110,7 +115,10 @@ class GeventModel(Model):
         return f"the gevent worker process (pid {self.proc.pid}) died ({how})"
 
     def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
-        result: list[Any] = self.request(("run", workload.name, params, tasks, self.workers))
+        # The task itself crosses the pipe (a pickled partial of a module-level function,
+        # as for process pools), so users' workloads reach the worker too.
+        task = pickle.dumps(workload.task("sync", **params), protocol=pickle.HIGHEST_PROTOCOL)
+        result: list[Any] = self.request(("run", task, tasks, self.workers))
         return result
 
     def close(self) -> None:
