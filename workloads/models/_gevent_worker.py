@@ -50,8 +50,6 @@ def handle(request: tuple[Any, ...]) -> Any:
         return {"pid": os.getpid(), "patched": monkey.is_anything_patched()}
     if kind == "run":
         return run_cell(*request[1:])
-    if kind == "crash":  # test hook: die the way a killed worker does
-        os._exit(int(request[1]))
     raise ValueError(f"unknown request {kind!r}")
 
 
