@@ -155,8 +155,6 @@ class Model:
             counts.append(max(1, count))
         return list(dict.fromkeys(counts))
 
-    def effective_workers(self, tasks: int) -> int:
-        return min(self.workers or tasks, tasks)
 
     def _fail(self, message: str, error: type[ModelError] = ModelError) -> ModelError:
         """Mark the model broken (the cache rebuilds it) and make the cell's error."""

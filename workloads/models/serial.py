@@ -20,5 +20,3 @@ class SerialModel(Model):
         fn = workload.task(self.flavour, **params)
         return [fn(task_id) for task_id in range(tasks)]
 
-    def effective_workers(self, tasks: int) -> int:
-        return 1
