@@ -128,6 +128,23 @@ class EchoServer:
         self._wake_w.close()
 
 
+class _Gate:
+    """The CPU threads' start signal: each says it is ready, then waits for all to go.
+
+    Started one by one, each spinning thread would hold the GIL while the control
+    thread waits for it to start the next (a switch interval or more per thread);
+    parked at the gate, they cost nothing until all of them are let go at once.
+    """
+
+    def __init__(self) -> None:
+        self.ready = threading.Semaphore(0)
+        self.go = threading.Event()
+
+    def release(self) -> None:
+        self.ready.release()
+        self.go.wait()
+
+
 class CpuWork:
     """A round's CPU work and the switch interval it runs under; restored after each."""
 
@@ -140,6 +157,7 @@ class CpuWork:
         self.loaded = False
         self.stop: Any = None
         self.threads: list[threading.Thread] = []
+        self.gate: _Gate | None = None
         self.results: list[int | BaseException | None] = []
         self.futures: list[Future[int]] = []
         self.started_at = 0.0
@@ -184,15 +202,15 @@ class CpuWork:
     def _start_threads(self, placement: str, count: int) -> None:
         work = python_work if placement == "threads" else native_work
         self.stop = threading.Event()
-        started = threading.Semaphore(0)
+        gate = self.gate = _Gate()
         self.results = [None] * count
 
         def run(index: int) -> None:
             try:
-                self.results[index] = work(self.stop, started)
+                self.results[index] = work(self.stop, gate)
             except BaseException as exc:  # reported by unload
                 self.results[index] = exc
-                started.release()
+                gate.ready.release()
 
         self.threads = [
             threading.Thread(target=run, args=(i,), name=f"convoy-cpu-{i}", daemon=True)
@@ -200,7 +218,8 @@ class CpuWork:
         ]
         for thread in self.threads:
             thread.start()
-        self._wait_started(started, count)
+        self._wait_started(gate.ready, count)
+        gate.go.set()
 
     # -- the process pool ---------------------------------------------------------------
 
@@ -255,6 +274,9 @@ class CpuWork:
         if self.stop is None:
             return []
         self.stop.set()
+        if self.gate is not None:  # threads still parked at the gate see the stop at once
+            self.gate.go.set()
+            self.gate = None
         deadline = time.monotonic() + WORK_TIMEOUT
         threads, self.threads = self.threads, []
         futures, self.futures = self.futures, []
