@@ -18,12 +18,13 @@ from ._user import resolve_workload as _resolve_workload
 from .cpu_loop import CPU_LOOP
 from .cpu_native import CPU_NATIVE
 from .io_sleep import IO_SLEEP
+from .io_socket import IO_SOCKET
 from .io_spin import IO_SPIN
 from .machine import machine_facts
 from .mixed import MIXED
 
 WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (CPU_LOOP, CPU_NATIVE, IO_SLEEP, MIXED, IO_SPIN)
+    w.name: w for w in (CPU_LOOP, CPU_NATIVE, IO_SLEEP, MIXED, IO_SOCKET, IO_SPIN)
 }
 
 

@@ -1,8 +1,10 @@
 """``python -m workloads.net serve|load``: run an echo server, or drive one and measure it.
 
 serve: prints ``listening on HOST:PORT`` as its first line (flushed), serves until
-SIGTERM or SIGINT, exits 0.  load: prints throughput, latency percentiles, errors and
-the client's own CPU use (``--json`` for one JSON object).
+SIGTERM or SIGINT, exits 0.  ``--delay SECONDS`` (style asyncio_protocol) echoes each
+request that long after it arrived, like a remote service.  load: prints throughput,
+latency percentiles, errors and the client's own CPU use (``--json`` for one JSON
+object).
 
 Exit status of load: 0 every request echoed exactly; 1 a request failed or an echoed
 byte differed; 2 a bad option value (one line on stderr says which); 3 the server is
@@ -17,6 +19,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import math
 import os
 import socket
 import sys
@@ -51,6 +54,22 @@ MAX_CONNECTIONS = 10_000
 MAX_PROCESSES = 256
 # How long the reachability probe waits for a connection before calling it unreachable.
 PROBE_TIMEOUT = 5.0
+# serve --delay: the styles that take it, and the longest delay (a remote service's
+# latency; past this every client's timeout would fire first).
+DELAY_STYLES = ("asyncio_protocol",)
+MAX_DELAY = 10.0
+
+
+def delay_seconds(text: str) -> float:
+    """argparse type: a reply delay, 0..MAX_DELAY seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_DELAY):
+        raise argparse.ArgumentTypeError(f"must be 0..{MAX_DELAY:g} seconds, got {text}")
+    return value
+
 
 LOAD_EPILOG = """exit status: 0 every request echoed exactly; 1 a request failed or an echo
 differed; 2 bad option value; 3 server unreachable (nothing accepts connections at
@@ -80,6 +99,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         choices=list(STYLES),
         help="server style: " + ", ".join(STYLES),
+    )
+    serve.add_argument(
+        "--delay",
+        type=delay_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"echo each request this long after it arrived, like a remote service "
+        f"(0..{MAX_DELAY:g}; styles: {', '.join(DELAY_STYLES)})",
     )
 
     load = commands.add_parser(
@@ -140,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "load" and args.rate is not None and args.client == "threads":
         load.error("--rate needs --client processes")
+    if args.command == "serve" and args.delay and args.style not in DELAY_STYLES:
+        serve.error(f"--delay: style {args.style!r} has none; styles: {', '.join(DELAY_STYLES)}")
     return args
 
 
@@ -165,7 +194,10 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:  # in use, or privileged: a bad --port, not a crash
         return _cannot_listen(args, exc)
     announce(listener)
-    module.serve(listener, config)
+    if args.delay:
+        module.serve(listener, config, delay=args.delay)
+    else:
+        module.serve(listener, config)
     return 0
 
 

@@ -6,20 +6,40 @@ stop reading that connection; if its peer does not read within the stall timeout
 connection is aborted.  Returning False from ``eof_received`` makes the transport close
 itself once its buffer is flushed: half-close handled by asyncio.  The ``uvloop`` style
 runs this same protocol on uvloop's loop.  Accepting is ours (``_aio.Acceptor``).
+
+``delay`` (``serve --delay SECONDS``) makes it a slow remote service: every chunk a
+connection receives is echoed ``delay`` seconds after it arrived (``DelayedEcho``),
+through one delay line for the whole server: a FIFO and one timer, since with the same
+delay for all, arrival order is due order.  A request's reply comes ``delay`` after the
+request however many pieces it arrived in, every connection keeps reading meanwhile,
+and a hundred delayed replies cost a hundred writes, not a hundred timers or
+coroutines: the server's own cost per request stays small beside its clients'.  The
+loop then waits with microsecond precision (``_PreciseSelector``): epoll rounds every
+wait up to the next millisecond, which would make a 5 ms delay 5 to 6 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
+import select
+import selectors
 import signal
 import socket
+import time
+from collections.abc import Callable
 from typing import cast
 
 from ._aio import Acceptor
 from ._common import RateLimitedLog, ServerConfig, get_logger
 
 STYLE = "asyncio_protocol"
+# The longest reply delay served (``--delay``): a remote service, not a stalled one.
+MAX_DELAY = 10.0
+# select() takes descriptors below this (FD_SETSIZE).
+_FD_SETSIZE = 1024
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -78,19 +98,161 @@ class EchoProtocol(asyncio.Protocol):
         self.live.discard(self)
 
 
-async def serve_async(listener: socket.socket, config: ServerConfig, style: str = STYLE) -> None:
+class DelayLine:
+    """Every chunk goes out ``delay`` seconds after it came in, in arrival order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        self.loop = loop
+        self.delay = delay
+        self.line: collections.deque[tuple[float, DelayedEcho, bytes]] = collections.deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def push(self, echo: DelayedEcho, data: bytes) -> None:
+        due = self.loop.time() + self.delay
+        self.line.append((due, echo, data))
+        if self.timer is None:
+            self.timer = self.loop.call_at(due, self._due)
+
+    def _due(self) -> None:
+        self.timer = None
+        line = self.line
+        # call_at may run a callback up to the clock's resolution early.
+        now = self.loop.time() + _CLOCK_RESOLUTION
+        while line and line[0][0] <= now:
+            _, echo, data = line.popleft()
+            echo.release(data)
+        if line:
+            self.timer = self.loop.call_at(line[0][0], self._due)
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.line.clear()
+
+
+class DelayedEcho(EchoProtocol):
+    """The echo, ``delay`` late: received bytes wait in the delay line, then go out.
+
+    Back-pressure: past ``high_water`` bytes held in the line, or while the transport's
+    buffer is over its mark, the connection is not read.  After the peer's half-close
+    the connection stays open until the held bytes are out, then closes.
+    """
+
+    def __init__(
+        self, config: ServerConfig, log: RateLimitedLog, live: set[EchoProtocol], line: DelayLine
+    ) -> None:
+        super().__init__(config, log, live)
+        self.line = line
+        self.held = 0
+        self.eof = False
+        self.writing_paused = False
+        self.reading = True
+
+    def data_received(self, data: bytes) -> None:
+        self.line.push(self, data)
+        self.held += len(data)
+        self._pace()
+
+    def release(self, data: bytes) -> None:
+        """Called by the line when ``data`` is due."""
+        self.held -= len(data)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        if self.eof and not self.held:
+            transport.close()  # flushes what the transport holds, then closes
+        else:
+            self._pace()
+
+    def _pace(self) -> None:
+        """Read while fewer than ``high_water`` bytes are held and the peer keeps up."""
+        assert self.transport is not None
+        if self.eof:
+            return  # nothing more to read
+        want = not self.writing_paused and self.held < self.config.high_water
+        if want != self.reading and not self.transport.is_closing():
+            self.reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        assert self.transport is not None
+        self.eof = True
+        if not self.held:
+            return super().eof_received()
+        if self.stall is None:
+            # Held bytes leave within the delay; the flush after them is bounded too.
+            self.stall = asyncio.get_running_loop().call_later(
+                self.line.delay + self.config.stall_timeout, self._drop
+            )
+        return True  # stay open (half-closed) until the held bytes are out
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._pace()
+        if self.stall is None:
+            loop = asyncio.get_running_loop()
+            self.stall = loop.call_later(self.config.stall_timeout, self._drop)
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.stall is not None and not self.eof:
+            self.stall.cancel()
+            self.stall = None
+        if self.transport is not None and not self.transport.is_closing():
+            self._pace()
+
+
+class _PreciseSelector(selectors.DefaultSelector):
+    """epoll, but a wait with a timeout ends on time to the microsecond.
+
+    epoll counts its timeout in whole milliseconds, rounded up; ``select`` counts in
+    microseconds, and an epoll descriptor is readable exactly when it has events.  So
+    wait on that descriptor with ``select``, then collect the events without waiting.
+    """
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout > 0:
+            fd = self.fileno()
+            if fd < _FD_SETSIZE:
+                select.select([fd], [], [], timeout)
+                timeout = 0
+        events: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
+        return events
+
+
+def _precise_loop() -> asyncio.AbstractEventLoop:
+    if hasattr(selectors.DefaultSelector, "fileno"):
+        return asyncio.SelectorEventLoop(_PreciseSelector())
+    return asyncio.new_event_loop()  # no pollable selector here: millisecond waits
+
+
+async def serve_async(
+    listener: socket.socket, config: ServerConfig, style: str = STYLE, delay: float = 0.0
+) -> None:
     log = RateLimitedLog(get_logger(style))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     live: set[EchoProtocol] = set()
-    acceptor = Acceptor(loop, listener, log, functools.partial(EchoProtocol, config, log, live))
+    line = DelayLine(loop, delay) if delay > 0 else None
+    factory: Callable[[], EchoProtocol]
+    if line is None:
+        factory = functools.partial(EchoProtocol, config, log, live)
+    else:
+        factory = functools.partial(DelayedEcho, config, log, live, line)
+    acceptor = Acceptor(loop, listener, log, factory)
     acceptor.start()
     try:
         await stop.wait()
     finally:
         acceptor.close()
+        if line is not None:
+            line.close()
         for protocol in list(live):
             if protocol.transport is not None:
                 protocol.transport.abort()
@@ -98,5 +260,12 @@ async def serve_async(listener: socket.socket, config: ServerConfig, style: str 
         await asyncio.sleep(0)
 
 
-def serve(listener: socket.socket, config: ServerConfig) -> None:
-    asyncio.run(serve_async(listener, config))
+def serve(listener: socket.socket, config: ServerConfig, delay: float = 0.0) -> None:
+    """Serve until SIGTERM/SIGINT; echo each chunk ``delay`` (0..MAX_DELAY) s late."""
+    if not 0 <= delay <= MAX_DELAY:
+        raise ValueError(f"delay must be 0..{MAX_DELAY} s, got {delay}")
+    if not delay:
+        asyncio.run(serve_async(listener, config))
+        return
+    with asyncio.Runner(loop_factory=_precise_loop) as runner:
+        runner.run(serve_async(listener, config, delay=delay))

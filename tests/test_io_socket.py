@@ -1,0 +1,359 @@
+"""io_socket: round trips to a delayed loopback echo server, in every flavour and model.
+
+The flavours agree byte for byte, the server's ``--delay`` is honoured (and refused when
+absurd), the address never enters a cell's recorded parameters, the benchmark module
+runs and leaves nothing behind, and the overlapping models come near the ideal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import math
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks._harness import ModelCache
+from benchmarks.test_io_socket import IO_SOCKET_PROFILES, io_socket_cell
+from tests._net_helpers import connect, no_leaks, recv_exactly
+from tests._procs import TAG_ENV, wait_gone
+from workloads import get_workload
+from workloads.io_socket import (
+    IO_SOCKET,
+    MAX_DELAY,
+    io_socket_coro,
+    io_socket_expected,
+    io_socket_gen,
+    io_socket_sync,
+    request,
+)
+from workloads.models import ModelError, get_model, run_generators, unavailable_models
+from workloads.net import ServerProcess
+from workloads.net import __main__ as net_main
+from workloads.net._launch import child_env
+
+ROOT = Path(__file__).resolve().parents[1]
+DELAY = 0.002
+
+
+def _start(delay: float) -> ServerProcess:
+    return ServerProcess("asyncio_protocol", extra_args=("--delay", repr(delay))).start()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    running = _start(DELAY)
+    try:
+        yield running
+    finally:
+        running.kill()
+
+
+def params(server: ServerProcess, **overrides: Any) -> dict[str, Any]:
+    base = {"k": 2, "size": 1024, "delay": DELAY, "address": f"{server.host}:{server.port}"}
+    return {**base, **overrides}
+
+
+def run_flavour(flavour: str, task_id: int, kwargs: dict[str, Any]) -> Any:
+    fn = IO_SOCKET.task(flavour, **kwargs)
+    if flavour == "sync":
+        return fn(task_id)
+    if flavour == "gen":
+        return run_generators([fn(task_id)], timeout=30)[0]
+    return asyncio.run(fn(task_id))
+
+
+# -- the workload -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 8, 9, 1024, 65536])
+def test_flavours_agree_byte_for_byte(server: ServerProcess, size: int) -> None:
+    with no_leaks():
+        for task_id in (0, 3):
+            kwargs = params(server, k=3, size=size)
+            answers = {f: run_flavour(f, task_id, kwargs) for f in ("sync", "gen", "coro")}
+            expected = io_socket_expected(task_id, 3, size, DELAY)
+            assert answers == {"sync": expected, "gen": expected, "coro": expected}
+            assert expected[:2] == (task_id, 3 * size)
+
+
+def test_requests_differ_per_task_and_round_trip() -> None:
+    seen = {request(task, index, 64) for task in range(50) for index in range(5)}
+    assert len(seen) == 250
+    assert io_socket_expected(0)[2] != io_socket_expected(1)[2]
+
+
+def test_the_ideal_is_one_tasks_delays() -> None:
+    assert IO_SOCKET.task_seconds(k=5, size=1024, delay=0.005) == pytest.approx(0.025)
+    assert IO_SOCKET.bound == "io"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"address": ""}, "no server address"),
+        ({"address": "10.0.0.1:80"}, "must be a loopback"),
+        ({"address": "127.0.0.1"}, "must be a loopback"),
+        ({"address": "127.0.0.1:0"}, "must be a loopback"),
+        ({"k": 0}, "k=0 must be at least 1"),
+        ({"size": 0}, "size=0 must be 1..65536"),
+        ({"size": 1 << 20}, "must be 1..65536"),
+        ({"delay": -1.0}, "delay=-1.0 must be 0..10.0"),
+        ({"delay": math.nan}, "must be 0..10.0"),
+    ],
+)
+def test_bad_parameters_are_refused_in_every_flavour(overrides: dict[str, Any], why: str) -> None:
+    kwargs = {"k": 1, "size": 16, "delay": 0.001, "address": "127.0.0.1:9", **overrides}
+    with pytest.raises(ValueError, match=why):
+        io_socket_sync(0, **kwargs)
+    with pytest.raises(ValueError, match=why):
+        next(io_socket_gen(0, **kwargs))
+    with pytest.raises(ValueError, match=why):
+        asyncio.run(io_socket_coro(0, **kwargs))
+
+
+def _refusing_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # closed: nothing listens there now
+
+
+@pytest.mark.parametrize("flavour", ["sync", "gen", "coro"])
+def test_no_server_fails_fast_and_closes_the_socket(flavour: str) -> None:
+    kwargs = {"k": 1, "size": 16, "delay": 0.001, "address": f"127.0.0.1:{_refusing_port()}"}
+    with no_leaks():
+        started = time.monotonic()
+        with pytest.raises((ConnectionError, ModelError)):
+            run_flavour(flavour, 0, kwargs)
+        assert time.monotonic() - started < 5
+
+
+def test_an_echo_that_differs_fails_the_task() -> None:
+    """A server that answers with other bytes: every flavour notices, byte for byte."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def liar() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                data = recv_exactly(conn, 64)
+                conn.sendall(data[:10] + b"?" + data[11:])
+
+        kwargs = {"k": 1, "size": 64, "delay": 0.001, "address": f"127.0.0.1:{port}"}
+        for flavour in ("sync", "gen", "coro"):
+            with cf.ThreadPoolExecutor(1) as pool:
+                served = pool.submit(liar)
+                with pytest.raises(
+                    (ValueError, ModelError), match="differs from the request at byte 10"
+                ):
+                    run_flavour(flavour, 0, kwargs)
+                served.result(timeout=10)
+
+
+# -- every model ------------------------------------------------------------------------
+
+MODEL_NAMES = [
+    pytest.param(name, marks=pytest.mark.skip(reason=unavailable_models()[name]))
+    if name in unavailable_models()
+    else name
+    for name in ("serial", "generator", "threads", "processes", "gevent", "asyncio", "uvloop")
+]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_returns_the_expected_results(server: ServerProcess, name: str) -> None:
+    """The address travels with the task into other processes (pools, gevent's worker)."""
+    kwargs = params(server)
+    expected = [io_socket_expected(i, 2, 1024, DELAY) for i in range(6)]
+    with get_model(name, workers=3 if name in ("threads", "processes") else None) as model:
+        assert model.run(get_workload("io_socket"), kwargs, 6) == expected
+
+
+# -- the server's --delay ----------------------------------------------------------------
+
+
+def test_the_server_waits_its_delay_before_each_reply() -> None:
+    delay = 0.05
+    with _start(delay) as slow, connect(slow.address) as sock:
+        for size in (100, 60_000):
+            payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+            started = time.monotonic()
+            sock.sendall(payload)
+            assert recv_exactly(sock, size) == payload
+            took = time.monotonic() - started
+            assert delay <= took < delay + 2.0, took
+
+
+def test_delayed_replies_overlap_across_connections() -> None:
+    """One delay line for all: 20 connections' replies are not served one after another."""
+    delay = 0.1
+    with _start(delay) as slow:
+        socks = [connect(slow.address) for _ in range(20)]
+        try:
+            started = time.monotonic()
+            for index, sock in enumerate(socks):
+                sock.sendall(b"%04d" % index)
+            for index, sock in enumerate(socks):
+                assert recv_exactly(sock, 4) == b"%04d" % index
+            took = time.monotonic() - started
+        finally:
+            for sock in socks:
+                sock.close()
+    assert delay <= took < delay * 5, took
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workloads.net", "serve", *args],
+        capture_output=True, text=True, timeout=60, env=child_env(),
+        start_new_session=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (
+            ["--style", "asyncio_protocol", "--delay", "-0.1"],
+            "--delay: must be 0..10 seconds, got -0.1",
+        ),
+        (
+            ["--style", "asyncio_protocol", "--delay", "nan"],
+            "--delay: must be 0..10 seconds, got nan",
+        ),
+        (
+            ["--style", "asyncio_protocol", "--delay", "inf"],
+            "--delay: must be 0..10 seconds, got inf",
+        ),
+        (
+            ["--style", "asyncio_protocol", "--delay", "1e9"],
+            "--delay: must be 0..10 seconds, got 1e9",
+        ),
+        (["--style", "asyncio_protocol", "--delay", "soon"], "--delay: not a number: 'soon'"),
+        (["--style", "select", "--delay", "0.1"], "--delay: style 'select' has none"),
+        (["--style", "asyncio", "--delay", "0.1"], "--delay: style 'asyncio' has none"),
+        (["--style", "gevent", "--delay", "0.1"], "--delay: style 'gevent' has none"),
+    ],
+)
+def test_a_bad_delay_is_a_one_line_exit_2(args: list[str], why: str) -> None:
+    done = _serve(*args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert why in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_the_workload_and_the_server_agree_on_the_longest_delay() -> None:
+    assert MAX_DELAY == net_main.MAX_DELAY
+
+
+# -- the benchmark cells -----------------------------------------------------------------
+
+
+class _Config:
+    """What the cell builder reads from pytest's config."""
+
+    def __init__(self, profile: str) -> None:
+        self.options = {"profile": profile, "start_method": "forkserver"}
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)
+
+
+@pytest.mark.parametrize("profile", ["quick", "standard", "full"])
+def test_the_cell_records_no_address(profile: str) -> None:
+    cell = io_socket_cell(_Config(profile), "asyncio", 10, 10)  # type: ignore[arg-type]
+    assert cell.group == "io_socket:tasks=10"
+    assert cell.info["params"] == IO_SOCKET_PROFILES[profile].params
+    assert "address" not in cell.info["params"]
+    assert cell.info["ideal_s"] == pytest.approx(
+        IO_SOCKET_PROFILES[profile].k * IO_SOCKET_PROFILES[profile].delay
+    )
+
+
+def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
+    cell = io_socket_cell(_Config("quick"), "generator", 10, 10)  # type: ignore[arg-type]
+    cache = ModelCache(timeout=60)
+    try:
+        runner = cell.prepare(cache)
+        measured = runner.round()
+        assert runner.problem(measured.result) is None
+        (server,) = [entry[0] for entry in cache.resources.values()]
+        assert server.alive()
+        summary = cell.summary([measured.result])
+        assert summary["server_style"] == "asyncio_protocol"
+        assert summary["server_cpu_s"] >= 0
+        assert "address" not in cell.info["params"]
+    finally:
+        cache.close()
+    assert not server.alive()
+
+
+def test_a_dead_server_fails_the_round_and_the_next_gets_a_new_one() -> None:
+    from benchmarks._harness import CellError
+
+    cell = io_socket_cell(_Config("quick"), "asyncio", 4, 4)  # type: ignore[arg-type]
+    cache = ModelCache(timeout=60)
+    try:
+        runner = cell.prepare(cache)
+        (first,) = [entry[0] for entry in cache.resources.values()]
+        first.kill()
+        with pytest.raises(CellError, match="died"):
+            runner.round()
+        measured = runner.round()
+        assert runner.problem(measured.result) is None
+        (second,) = [entry[0] for entry in cache.resources.values()]
+        assert second is not first
+        assert second.alive()
+    finally:
+        cache.close()
+
+
+@pytest.mark.slow
+def test_the_module_runs_quick_and_leaves_nothing_behind() -> None:
+    tag = uuid.uuid4().hex
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "benchmarks/test_io_socket.py", "--profile", "quick",
+            "--benchmark-disable", "-q", "-p", "no:cacheprovider",
+        ],
+        cwd=ROOT, env={**child_env(), TAG_ENV: tag}, capture_output=True, text=True,
+        timeout=240, check=False, start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "failed" not in done.stdout
+    assert wait_gone(tag) == [], "a server or worker outlived the session"
+
+
+# -- plausibility ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["asyncio", "threads"])
+def test_overlapping_models_come_near_the_ideal(name: str) -> None:
+    """50 tasks x 3 round trips of 20 ms: the median round within 2x the ideal (the
+    issue's target is 0.8 at 100 x 5 x 5 ms on a quiet machine; a loaded one gets room)."""
+    tasks, k, delay = 50, 3, 0.02
+    with _start(delay) as slow:
+        kwargs = {"k": k, "size": 1024, "delay": delay, "address": f"{slow.host}:{slow.port}"}
+        expected = [io_socket_expected(i, k, 1024, delay) for i in range(tasks)]
+        with get_model(name, workers=tasks if name == "threads" else None) as model:
+            model.run(IO_SOCKET, kwargs, tasks)  # warm-up: threads, connections, caches
+            seconds = []
+            for _ in range(5):
+                started = time.perf_counter()
+                assert model.run(IO_SOCKET, kwargs, tasks) == expected
+                seconds.append(time.perf_counter() - started)
+    efficiency = k * delay / statistics.median(seconds)
+    assert 0.5 <= efficiency <= 1.0, (efficiency, seconds)
