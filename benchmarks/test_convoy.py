@@ -38,7 +38,7 @@ hand-off waits for the OS scheduler, and the interval no longer decides.  ``nati
 ``processes`` leave the median alone (~0.02 ms) and cost the tail instead: p99 of 1-8 ms,
 the OS scheduler's time slice on the shared core.
 
-Profiles (2-core machine, measured on a quiet host; up to 1.5x on a busy one):
+Profiles (2-core machine, measured on a quiet host; up to 2x on a busy one):
 ``quick`` 5 cells at half the requests (~8 s); ``standard`` threads at all three
 intervals x 0, 1, 2, 4 CPU workers, native and processes at 5 ms x 1 and 4 (16 cells,
 ~23 s); ``full`` every placement at every interval x 1, 2, 4, 3x the requests, 7 rounds
