@@ -24,8 +24,9 @@ compares each echo with its request byte for byte.  ``extra_info`` adds
 ``server_style`` and ``server_cpu_s`` (the server's CPU per round, not in ``cpu_s``:
 the server stands for the remote end).
 
-Profiles (``IO_SOCKET_PROFILES``; cells that cannot overlap much, such as serial and
-small pools, take over ``SLOW_CELL_S`` a round and get the profile's few slow rounds):
+Profiles (``IO_SOCKET_PROFILES``; cells that cannot overlap much take over
+``SLOW_CELL_S`` a round and get the profile's few slow rounds, and serial and two
+processes, seconds a round, fewer still):
 - ``quick``: 50 tasks x 3 round trips of 1 KiB, 5 ms delay.
 - ``standard``: 100 tasks x 5 round trips of 1 KiB, 5 ms delay (the issue's target).
 - ``full``: 10, 100 and 500 tasks, the same round trips, more rounds.
@@ -64,8 +65,12 @@ from workloads.net import ServerProcess, ServerStartError
 
 WORKLOAD = "io_socket"
 SERVER_STYLE = "asyncio_protocol"
-# A cell whose rounds take longer than this (serial, small pools) gets the slow rounds.
+# A cell whose rounds take longer than this (serial, small pools) gets the slow rounds,
+# and past VERY_SLOW_CELL_S (serial, two processes: seconds a round) the very slow ones
+# (one in the standard profile: the group's budget is 15 s; their efficiency is plain
+# from the ideal either way).
 SLOW_CELL_S = 0.3
+VERY_SLOW_CELL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class IoSocketProfile:
     rounds: int
     warmup: int
     slow_rounds: int
+    # rounds of the cells that take seconds a round (serial, two processes)
+    very_slow_rounds: int
 
     @property
     def params(self) -> dict[str, Any]:
@@ -84,14 +91,24 @@ class IoSocketProfile:
 
 
 IO_SOCKET_PROFILES = {
-    "quick": IoSocketProfile((50,), k=3, size=1024, delay=0.005, rounds=5, warmup=1, slow_rounds=1),
-    # 7 rounds of ~30 ms cells, as the io_sleep cells; serial (2.6 s a round) and the
-    # small pools get 2.  About 12 s for the group with the server's and pools' start.
+    "quick": IoSocketProfile(
+        (50,), k=3, size=1024, delay=0.005, rounds=5, warmup=1, slow_rounds=1, very_slow_rounds=1
+    ),
+    # 7 rounds of ~30 ms cells, as the io_sleep cells; six threads 2 rounds, serial
+    # (2.6 s a round) and two processes (1.3 s) one.  About 10 s for the group on a
+    # quiet host, the server's and the pools' start-up included.
     "standard": IoSocketProfile(
-        (100,), k=5, size=1024, delay=0.005, rounds=7, warmup=1, slow_rounds=2
+        (100,), k=5, size=1024, delay=0.005, rounds=7, warmup=1, slow_rounds=2, very_slow_rounds=1
     ),
     "full": IoSocketProfile(
-        (10, 100, 500), k=5, size=1024, delay=0.005, rounds=10, warmup=2, slow_rounds=3
+        (10, 100, 500),
+        k=5,
+        size=1024,
+        delay=0.005,
+        rounds=10,
+        warmup=2,
+        slow_rounds=3,
+        very_slow_rounds=3,
     ),
 }
 
@@ -208,8 +225,14 @@ class _IoSocketRunner(Runner):
 
 def io_socket_cell(config: pytest.Config, model: str, tasks: int, workers: int) -> Cell:
     _, profile = io_socket_profile(config)
-    one_task = profile.k * profile.delay
-    slow = one_task * math.ceil(tasks / workers) > SLOW_CELL_S
+    # One round's least time: one task's round trips per wave of ``workers`` tasks.
+    least = profile.k * profile.delay * math.ceil(tasks / workers)
+    if least > VERY_SLOW_CELL_S:
+        rounds, warmup = profile.very_slow_rounds, 0
+    elif least > SLOW_CELL_S:
+        rounds, warmup = profile.slow_rounds, 0
+    else:
+        rounds, warmup = profile.rounds, profile.warmup
     base = model_cell(
         get_profile(config),
         workload=WORKLOAD,
@@ -217,8 +240,8 @@ def io_socket_cell(config: pytest.Config, model: str, tasks: int, workers: int) 
         tasks=tasks,
         workers=workers,
         params=profile.params,
-        rounds=profile.slow_rounds if slow else profile.rounds,
-        warmup=0 if slow else profile.warmup,
+        rounds=rounds,
+        warmup=warmup,
         start_method=config.getoption("start_method"),
     )
     return IoSocketCell(**{f.name: getattr(base, f.name) for f in fields(base)})

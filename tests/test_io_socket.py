@@ -282,6 +282,16 @@ def test_the_cell_records_no_address(profile: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("model", "workers", "rounds"),
+    [("generator", 100, 7), ("threads", 100, 7), ("threads", 6, 2), ("serial", 1, 1)],
+)
+def test_slow_cells_get_fewer_rounds(model: str, workers: int, rounds: int) -> None:
+    """The standard group stays within its budget: serial's 2.6 s rounds are few."""
+    cell = io_socket_cell(_Config("standard"), model, 100, workers)  # type: ignore[arg-type]
+    assert cell.rounds == rounds
+
+
 def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
     cell = io_socket_cell(_Config("quick"), "generator", 10, 10)  # type: ignore[arg-type]
     cache = ModelCache(timeout=60)
