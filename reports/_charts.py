@@ -10,7 +10,9 @@ is kept between charts.
 
 from __future__ import annotations
 
+import colorsys
 import functools
+import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,8 +33,10 @@ matplotlib.use("Agg")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# One colour per registry name (models first, then network server styles).  Network
-# styles named after a model share its colour on purpose.
+# Colours of the models and server styles known today (models first, then network
+# server styles).  Network styles named after a model share its colour on purpose.  Any
+# other name gets a colour derived from the name itself (``colour_for``): a plugin model
+# needs no entry here.
 PALETTE = {
     "serial": "#4d4d4d",
     "generator": "#8c564b",
@@ -51,10 +55,7 @@ PALETTE = {
     "select": "#ff7f0e",
     "selectors": "#ffbb78",
 }
-# Names not known above get these, in sorted order, so every chart of one report agrees.
-_SPARE = ("#98df8a", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#ff9896", "#393b79", "#637939")
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "++", "--")
-MARKERS = {"cpu": "o", "io": "s", "mixed": "D", "net": "^"}
 SEED_WORKLOADS = ("seed_cpu", "seed_io")
 SPECIAL_WORKLOADS = frozenset({"startup", *SEED_WORKLOADS})
 RC: Any = {
@@ -89,11 +90,64 @@ class Chart:
         return f"{self.name}.svg"
 
 
+def _rgb(colour: str) -> tuple[float, float, float]:
+    return (int(colour[1:3], 16) / 255, int(colour[3:5], 16) / 255, int(colour[5:7], 16) / 255)
+
+
+def _distance(a: Sequence[float], b: Sequence[float]) -> float:
+    """A cheap perceptual RGB distance ("redmean"): green and blue weigh as the eye does."""
+    red = (a[0] + b[0]) / 2
+    dr, dg, db = (a[i] - b[i] for i in range(3))
+    return math.sqrt((2 + red) * dr * dr + 4 * dg * dg + (3 - red) * db * db)
+
+
+def _derived_colours() -> tuple[str, ...]:
+    """Colours for names not in PALETTE: 24 hues at three lightnesses, minus those close
+    to a PALETTE colour (so a plugin never looks like a built-in model)."""
+    known = [_rgb(colour) for colour in PALETTE.values()]
+    found = []
+    for lightness, offset in ((0.35, 0.0), (0.5, 0.5), (0.65, 0.0)):
+        for step in range(24):
+            rgb = colorsys.hls_to_rgb((step + offset) / 24, lightness, 0.7)
+            if min(_distance(rgb, colour) for colour in known) >= MIN_COLOUR_DISTANCE:
+                found.append("#" + "".join(f"{round(c * 255):02x}" for c in rgb))
+    return tuple(found)
+
+
+MIN_COLOUR_DISTANCE = 0.25
+DERIVED_COLOURS = _derived_colours()
+
+
+def _slot(name: str) -> int:
+    # blake2b, not hash(): str hashes are salted per process, a colour must not be.
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % len(DERIVED_COLOURS)
+
+
+def colour_for(name: str) -> str:
+    """A model's or server style's colour: PALETTE's, else one derived from the name.
+
+    The same name gets the same colour in every report, process and machine.
+    """
+    return PALETTE.get(name) or DERIVED_COLOURS[_slot(name)]
+
+
 def make_palette(names: Iterable[str]) -> dict[str, str]:
+    """Every name's colour for one report.
+
+    Two names outside PALETTE whose derived colours coincide would be indistinct in
+    the same chart: the later one (alphabetically) takes the next free derived colour.
+    """
     palette = dict(PALETTE)
-    unknown = sorted({str(n) for n in names} - set(palette))
-    for i, name in enumerate(unknown):
-        palette[name] = _SPARE[i % len(_SPARE)]
+    taken = set(palette.values())
+    for name in sorted({str(n) for n in names} - set(palette)):
+        slot = _slot(name)
+        for step in range(len(DERIVED_COLOURS)):
+            colour = DERIVED_COLOURS[(slot + step) % len(DERIVED_COLOURS)]
+            if colour not in taken:
+                break
+        palette[name] = colour
+        taken.add(colour)
     return palette
 
 
@@ -192,6 +246,13 @@ def latest_run(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["run_id"] == order["run_id"].iloc[-1]]
 
 
+def latest_per_workload(frame: pd.DataFrame) -> pd.DataFrame:
+    """For each workload, the rows of the most recent run that has it."""
+    if frame.empty:
+        return frame
+    return pd.concat([latest_run(rows) for _w, rows in frame.groupby("workload", sort=True)])
+
+
 def run_note(rows: pd.DataFrame) -> str:
     if rows.empty:
         return ""
@@ -210,18 +271,31 @@ def group_label(workload: str, params: str, tasks: Any, many_params: bool) -> st
     return f"{label}\n{int(tasks)} tasks" if pd.notna(tasks) else label
 
 
-def headline_cells(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per workload and parameters, the largest task count; per model its best workers."""
+def generic(rows: pd.DataFrame) -> pd.DataFrame:
+    """The cells of the generic charts: not those of a sweep with a chart of its own
+    (crossover, scale, convoy; see ``reports._frame.sweep_of``)."""
+    if "sweep" not in rows.columns:
+        return rows
+    return rows[rows["sweep"].fillna("") == ""]
+
+
+def headline_cells(rows: pd.DataFrame, value: str = "speedup") -> pd.DataFrame:
+    """Per workload and parameters, the largest task count; per model its best workers.
+
+    Only cells that have ``value``: the efficiency chart also shows cells measured
+    without a serial cell (the tutorial's pools), which have an ideal but no speedup.
+    """
+    rows = generic(rows)
     rows = rows[
         rows["bound"].isin(["cpu", "io", "mixed"])
         & ~rows["workload"].isin(SPECIAL_WORKLOADS)
-        & rows["speedup"].notna()
+        & rows[value].notna()
     ]
     if rows.empty:
         return rows
     top = rows.groupby(["workload", "params"])["tasks"].transform("max")
     rows = rows[rows["tasks"] == top]
-    best = rows.sort_values("speedup", ascending=False, kind="stable")
+    best = rows.sort_values(value, ascending=False, kind="stable")
     return best.drop_duplicates(["workload", "params", "model"]).copy()
 
 
@@ -355,8 +429,7 @@ def chart_headline(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
 
 @_styled
 def chart_efficiency(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart | None:
-    cells = headline_cells(rows)
-    cells = cells[cells["efficiency"].notna()]
+    cells = headline_cells(rows, "efficiency")
     if cells.empty:
         return None
     bounds = _bound_panels(cells)
@@ -403,6 +476,7 @@ def chart_efficiency(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> 
 
 @_styled
 def chart_walltime(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart | None:
+    rows = generic(rows)
     rows = rows[
         (rows["bound"] != "net")
         & ~rows["workload"].isin(SPECIAL_WORKLOADS)
@@ -425,18 +499,22 @@ def chart_walltime(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
     for ax, (workload, params) in zip(axes, panels, strict=False):
         sub = rows[(rows["workload"] == workload) & (rows["params"] == params)]
         tasks = sorted(sub["tasks"].dropna().unique())
+        variants = sub["variant"].fillna("") if "variant" in sub else pd.Series("", sub.index)
+        sub = sub.assign(_v=variants)
         slots = sorted(
-            {(m, w) for m, w in zip(sub["model"], sub["workers"], strict=True)},
-            key=lambda mw: (model_sort_key(mw[0]), -1 if pd.isna(mw[1]) else mw[1]),
+            set(zip(sub["model"], sub["workers"], sub["_v"], strict=True)),
+            key=lambda mwv: (model_sort_key(mwv[0]), -1 if pd.isna(mwv[1]) else mwv[1], mwv[2]),
         )
         width = 0.8 / max(len(slots), 1)
         # One collection per kind of mark, not one artist per cell: 500 cells draw fast.
         slot_of = {slot: i for i, slot in enumerate(slots)}
         task_of = {t: i for i, t in enumerate(tasks)}
-        cells = sub.dropna(subset=["tasks"]).drop_duplicates(["tasks", "model", "workers"])
+        cells = sub.dropna(subset=["tasks"]).drop_duplicates(["tasks", "model", "workers", "_v"])
         xs = [
-            task_of[t] - 0.4 + width * (slot_of[(m, w)] + 0.5)
-            for t, m, w in zip(cells["tasks"], cells["model"], cells["workers"], strict=True)
+            task_of[t] - 0.4 + width * (slot_of[(m, w, v)] + 0.5)
+            for t, m, w, v in zip(
+                cells["tasks"], cells["model"], cells["workers"], cells["_v"], strict=True
+            )
         ]
         colours = [palette[m] for m in cells["model"]]
         med = cells["median_s"]
@@ -448,6 +526,15 @@ def chart_walltime(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
         ax.vlines(xs, cells["q1_s"].fillna(med), cells["q3_s"].fillna(med), colors=colours,
                   linewidth=5, alpha=0.45)  # fmt: skip
         ax.scatter(xs, med, s=24, c=colours, edgecolors="white", linewidths=0.6, zorder=3)
+        # Which of a model's variants each mark is (collect=callback ...), under the axis.
+        names = [v.partition("=")[2] or v for v in cells["_v"]]
+        for x, name in zip(xs, names, strict=True):
+            if name:
+                ax.annotate(name, (x, 0.0), xytext=(0, -3), xycoords=("data", "axes fraction"),
+                            textcoords="offset points", ha="center", va="top", rotation=90,
+                            fontsize=7)  # fmt: skip
+        if any(names):
+            ax.tick_params(axis="x", pad=6 + 4.4 * max(len(n) for n in names))
         ax.set_yscale("log")
         _seconds_axis(ax)
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0), numticks=12))
@@ -561,6 +648,7 @@ def chart_trend(frame: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
     runs = run_labels(rows)
     rows = rows.merge(runs[["run_id", "order", "label"]], on="run_id")
     key = ["workload", "params", "tasks", "model", "workers", "start_method"]
+    key += [column for column in ("variant", "group") if column in rows.columns]
     rows = rows.sort_values("order")
     first = rows.groupby(key, dropna=False)["median_s"].transform("first")
     rows = rows.assign(rel=rows["median_s"] / first)
@@ -610,7 +698,10 @@ def chart_trend(frame: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
 @_styled
 def chart_environments(frame: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart | None:
     """Speedup per model per workload, one bar per environment (machine + interpreter)."""
-    envs = frame.assign(env=frame["machine"] + " · " + frame["interpreter"])
+    if "environment" in frame.columns:
+        envs = frame.assign(env=frame["environment"])
+    else:
+        envs = frame.assign(env=frame["machine"] + " · " + frame["interpreter"])
     if envs["env"].nunique() < 2:
         return None
     latest = pd.concat([latest_run(g) for _, g in envs.groupby("env", sort=True)])
@@ -651,8 +742,9 @@ def chart_environments(frame: pd.DataFrame, palette: dict[str, str], out: Path) 
         ax.set_ylabel("speedup over serial (×)")
     handles = [Patch(facecolor="#bbbbbb", hatch=HATCHES[i % len(HATCHES)], label=env,
                      edgecolor="white") for i, env in enumerate(env_names)]  # fmt: skip
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(env_names), 3),
-               title="machine · interpreter (bar pattern); colour = model")  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(env_names), 2),
+               title="machine · Python · GIL · switch interval · start method (bar pattern);"
+               " colour = model")  # fmt: skip
     fig.suptitle("Interpreters and machines side by side: speedup over serial")
     _save(fig, out, "environments")
     pivot = cells.pivot_table(index=["workload", "model"], columns="env", values="speedup")
@@ -825,8 +917,11 @@ def chart_startup(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Cha
 CHART_NAMES = (
     "headline",
     "efficiency",
+    "crossover",
     "walltime",
     "cpu_wall",
+    "scale",
+    "convoy",
     "trend",
     "environments",
     "net_throughput",

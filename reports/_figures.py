@@ -195,6 +195,63 @@ def host_load_warning(machine_info: Mapping[str, Any]) -> str | None:
     return "host busy: " + "; ".join(parts) + "; its figures may be slow or noisy"
 
 
+def _facts(machine_info: Mapping[str, Any]) -> Mapping[str, Any]:
+    facts = machine_info.get("boundbench")
+    return facts if isinstance(facts, dict) else {}
+
+
+def interpreter(machine_info: Mapping[str, Any]) -> tuple[str, str, bool, bool]:
+    """(implementation, version, free-threading build, GIL enabled) of a run.
+
+    What decides how concurrency behaves, and so what the check and the history pair runs
+    on: a free-threaded 3.13 with the GIL off is another interpreter than 3.13 with it.
+    A run that does not say whether the GIL was on had it on (every build before 3.13).
+    """
+    facts = _facts(machine_info)
+    impl = str(
+        facts.get("python_implementation") or machine_info.get("python_implementation") or "Python"
+    )
+    version = str(facts.get("python_version") or machine_info.get("python_version") or "?")
+    free = bool(facts.get("free_threading_build", False))
+    gil = facts.get("gil_enabled")
+    return impl, version, free, True if gil is None else bool(gil)
+
+
+def interpreter_label(machine_info: Mapping[str, Any]) -> str:
+    """``CPython 3.11.7``; a free-threaded build says so and whether its GIL was on:
+    ``CPython 3.13.1t (GIL off)``."""
+    impl, version, free, gil = interpreter(machine_info)
+    label = f"{impl} {version}{'t' if free else ''}"
+    if free:
+        label += " (GIL on)" if gil else " (GIL off)"
+    return label
+
+
+def run_settings(machine_info: Mapping[str, Any]) -> tuple[float | None, str | None]:
+    """(switch interval in seconds, start method of the process pools) a run used.
+
+    The start method is the one the processes model was given (``method.start_method``,
+    schema 2), else the platform's default that the run recorded.
+    """
+    facts = _facts(machine_info)
+    method = facts.get("method")
+    start = method.get("start_method") if isinstance(method, dict) else None
+    start = start or facts.get("default_start_method")
+    return _positive(facts.get("switch_interval")), str(start) if start else None
+
+
+def environment_label(machine: str, machine_info: Mapping[str, Any]) -> str:
+    """Machine, interpreter, GIL state, switch interval and start method, for one legend."""
+    impl, version, free, gil = interpreter(machine_info)
+    switch, start = run_settings(machine_info)
+    parts = [machine, f"{impl} {version}{'t' if free else ''}", f"GIL {'on' if gil else 'off'}"]
+    if switch is not None:
+        parts.append(f"switch {switch * 1e3:g} ms")
+    if start:
+        parts.append(start)
+    return " · ".join(parts)
+
+
 def libraries(machine_info: Mapping[str, Any]) -> dict[str, str]:
     """``machine_info["boundbench"]["libraries"]``: distribution -> version ({} if absent)."""
     facts = machine_info.get("boundbench")
@@ -202,3 +259,144 @@ def libraries(machine_info: Mapping[str, Any]) -> dict[str, str]:
     if not isinstance(found, dict):
         return {}
     return {str(name): str(version) for name, version in found.items()}
+
+
+# --- which model is best, and by how much -------------------------------------------
+
+# The crossover chart asks when work that is partly CPU should leave the process: these
+# models run every task in one process (one GIL on a GIL build), those spread tasks over
+# processes or over interpreters with a GIL each.  A model in neither (a plugin) is drawn
+# but takes no side in the crossover sentence.
+SINGLE_PROCESS_MODELS = frozenset({"serial", "generator", "threads", "gevent", "asyncio", "uvloop"})
+MULTI_PROCESS_MODELS = frozenset({"processes", "asyncio_processes", "interpreters", "dask"})
+# Confidence of the interval on a best model's speedup, and its bootstrap resamples.
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+# Below this efficiency a model is said to fall off on the scale chart.
+SCALE_EFFICIENCY = 0.80
+
+
+def round_times(stats: Mapping[str, Any]) -> tuple[float, ...]:
+    """Each round's time (``stats.data``, saved with --benchmark-save-data), else ()."""
+    data = stats.get("data")
+    if not isinstance(data, list):
+        return ()
+    times = tuple(_positive(value) for value in data)
+    return () if any(value is None for value in times) else times  # type: ignore[return-value]
+
+
+def lead_intervals(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Where a difference is above zero, as (from, to) x ranges, crossings interpolated.
+
+    ``points`` are (x, difference) measured at increasing x; between two measured x the
+    difference is taken as linear, so a sign change at x0 < x1 crosses zero at
+    x0 + (x1 - x0) * d0 / (d0 - d1).  A range that starts at the first x (or ends at the
+    last) was ahead already there: nothing is claimed beyond the measured range.
+    """
+    ordered = sorted(points)
+    out: list[tuple[float, float]] = []
+    start: float | None = None
+    for i, (x, d) in enumerate(ordered):
+        if i == 0:
+            start = x if d > 0 else None
+            continue
+        x0, d0 = ordered[i - 1]
+        crossing = x0 + (x - x0) * d0 / (d0 - d) if (d0 > 0) != (d > 0) else None
+        if d > 0 and start is None:
+            start = crossing
+        elif d <= 0 and start is not None and crossing is not None:
+            out.append((start, crossing))
+            start = None
+    if start is not None and ordered:
+        out.append((start, ordered[-1][0]))
+    return out
+
+
+def falls_below(
+    points: Iterable[tuple[float, float]], threshold: float = SCALE_EFFICIENCY
+) -> tuple[float | None, float | None]:
+    """(last x at or above ``threshold``, first x below it), scanning x upwards.
+
+    (x_last, None): never below in the measured range.  (None, x_first): below already
+    at the first x measured.
+    """
+    last_ok: float | None = None
+    for x, value in sorted(points):
+        if value < threshold:
+            return last_ok, x
+        last_ok = x
+    return last_ok, None
+
+
+def _quantile_interval(values: Any, level: float) -> tuple[float, float]:
+    import numpy as np
+
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def speedup_interval(
+    serial: Mapping[str, Any],
+    cell: Mapping[str, Any],
+    *,
+    level: float = CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, str] | None:
+    """A ``level`` confidence interval on serial median / cell median: (low, high, method).
+
+    With each side's rounds saved (``stats.data``, 3 or more): a percentile bootstrap,
+    resampling both sides' rounds independently (seeded: a report is reproducible).
+    Else from each side's IQR: the median's standard error is about 1.2533 sigma / sqrt(n)
+    with sigma = IQR / 1.349, and the log of a ratio adds the two relative variances
+    (method "iqr").  None when neither side says enough.
+    """
+    import numpy as np
+
+    a, b = round_times(serial), round_times(cell)
+    if len(a) >= MIN_ROUNDS_FOR_SPREAD and len(b) >= MIN_ROUNDS_FOR_SPREAD:
+        rng = np.random.default_rng(seed)
+        top = np.median(rng.choice(np.asarray(a), size=(resamples, len(a))), axis=1)
+        bottom = np.median(rng.choice(np.asarray(b), size=(resamples, len(b))), axis=1)
+        low, high = _quantile_interval(top / bottom, level)
+        return low, high, "bootstrap"
+    parts = []
+    for stats in (serial, cell):
+        median = _positive(stats.get("median"))
+        spread = relative_spread(stats)
+        rounds = _int(stats.get("rounds")) or len(round_times(stats))
+        if median is None or spread is None or not rounds:
+            return None
+        # spread = IQR / median, so the median's relative standard error is:
+        parts.append((1.2533 / 1.349) * spread / math.sqrt(rounds))
+    ratio_ = ratio(_positive(serial.get("median")), _positive(cell.get("median")))
+    if ratio_ is None:
+        return None
+    z = statistics.NormalDist().inv_cdf(0.5 + level / 2.0)
+    half = z * math.sqrt(sum(p * p for p in parts))
+    return ratio_ * math.exp(-half), ratio_ * math.exp(half), "iqr"
+
+
+def mixed_one_process_ideal(extra: Mapping[str, Any]) -> float | None:
+    """The best time any one process can reach on a mixed cell of Python CPU work.
+
+    One GIL runs the CPU parts of all N tasks one after another: max(N * c, c + w) with
+    c = cpu_iters * seconds_per_iter and w = (1 - cpu_share) * task_s (the workload's own
+    split, as the ideal for P cores).  None when the cell lacks a part of it.
+    """
+    params = extra.get("params")
+    params = params if isinstance(params, dict) else {}
+
+    def fact(key: str) -> float | None:
+        value = _number(extra.get(key))
+        return value if value is not None else _number(params.get(key))
+
+    tasks, iters, per_iter = _int(extra.get("tasks")), fact("cpu_iters"), fact("seconds_per_iter")
+    share, task_s = fact("cpu_share"), fact("task_s")
+    if None in (tasks, iters, per_iter, share, task_s) or not tasks or tasks < 1:
+        return None
+    cpu = iters * per_iter  # type: ignore[operator]
+    wait = max(0.0, (1.0 - share) * task_s)  # type: ignore[operator]
+    ideal = max(tasks * cpu, cpu + wait)
+    return ideal if ideal > 0 else None

@@ -28,8 +28,10 @@ from . import _figures
 from ._figures import params_key
 from ._runs import Run
 
-# Registry order: charts and tables list models in this order, then net styles, then
-# anything unknown alphabetically.
+# The order of models in charts and tables: serial (every speedup's base) first, then the
+# built-in models in registry order, then any other model (a plugin, a server style)
+# alphabetically.  A new model needs no entry here: it sorts after these, and its colour
+# comes from its name (``reports._charts.colour_for``).
 MODEL_ORDER = (
     "serial",
     "generator",
@@ -59,10 +61,26 @@ NET_COLUMNS = (
     "client_cpu_s",
     "client_processes",
 )
-# Workloads whose non-serial cells are expected to have a serial baseline in the run.
+# Cells measured without a serial cell by design (start-up, echo servers, the scale and
+# convoy groups, the tutorial's pools): no "no serial baseline" line for them.
 NO_BASELINE_EXPECTED = frozenset({"startup", "echo"})
-CELL_KEYS = ("workload", "params", "tasks", "model", "workers", "start_method")
-BASELINE_KEYS = ("run_id", "workload", "params", "tasks")
+NO_BASELINE_FAMILIES = frozenset({"startup", "seed", "scale:*", "convoy"})
+# Facts of the sweeps that have a chart of their own (docs/contract.md), as columns when
+# a run has them: numbers, then words.
+SWEEP_NUMBERS = (
+    "cpu_share",
+    "seconds_per_iter",
+    "us_per_task",
+    "cpu_us_per_task",
+    "kb_per_task",
+    "cpu_threads",
+    "switch_interval_s",
+)
+SWEEP_WORDS = ("cpu_kind", "cpu_placement")
+# extra_info (or params) facts that tell apart cells of one workload, parameters, tasks,
+# model and workers (the tutorial's pools gathered by callback, result() or
+# as_completed): the frame keeps them in ``variant``, out of ``params``.
+VARIANT_KEYS = ("collect",)
 
 COLUMNS = (
     "run_id",
@@ -107,6 +125,9 @@ COLUMNS = (
     "cap_limit",
     "schema_version",
     "path",
+    "environment",
+    "variant",
+    "sweep",
 )
 
 
@@ -144,17 +165,31 @@ def boundbench_info(machine_info: dict[str, Any]) -> dict[str, Any]:
 
 def _interpreter(run: Run) -> tuple[str, str, bool]:
     """(python version, interpreter label, gil enabled) from the run's machine_info."""
-    info = run.machine_info
-    bb = boundbench_info(info)
-    version = str(bb.get("python_version") or info.get("python_version") or "?")
-    impl = str(bb.get("python_implementation") or info.get("python_implementation") or "Python")
-    free = bool(bb.get("free_threading_build", False))
-    gil = bb.get("gil_enabled")
-    gil_on = True if gil is None else bool(gil)
-    label = f"{impl} {version}{'t' if free else ''}"
-    if free:
-        label += " (GIL on)" if gil_on else " (GIL off)"
-    return version, label, gil_on
+    _impl, version, _free, gil = _figures.interpreter(run.machine_info)
+    return version, _figures.interpreter_label(run.machine_info), gil
+
+
+def sweep_of(group: Any, extra: dict[str, Any]) -> str:
+    """The chart of its own a cell belongs to: ``crossover``, ``scale``, ``convoy`` or "".
+
+    Those cells sweep one parameter over a wide range; the generic charts (headline,
+    efficiency, wall time, CPU) would drown in them, so they are drawn there instead.
+    """
+    family = _figures.family(str(group or ""))
+    if family == "convoy" or "cpu_placement" in extra:
+        return "convoy"
+    if family == "scale:*":
+        return "scale"
+    params = extra.get("params")
+    share = extra.get("cpu_share", params.get("cpu_share") if isinstance(params, dict) else None)
+    if extra.get("bound") == "mixed" and not math.isnan(_num(share)):
+        return "crossover"
+    return ""
+
+
+def _variant(extra: dict[str, Any], params: dict[str, Any]) -> str:
+    found = {key: extra.get(key, params.get(key)) for key in VARIANT_KEYS}
+    return " ".join(f"{key}={value}" for key, value in found.items() if value is not None)
 
 
 def _row(
@@ -192,7 +227,9 @@ def _row(
         "flavour": extra.get("flavour"),
         "tasks": _int(extra.get("tasks")),
         "workers": _int(extra.get("workers")),
-        "params": params_key(params),
+        # A variant (how the tutorial's pools gather results) is its own column, so the
+        # cells that differ only by it share a panel and a bar group.
+        "params": params_key({k: v for k, v in params.items() if k not in VARIANT_KEYS}),
         "start_method": None if start_method is None else str(start_method),
         "profile": extra.get("profile"),
         "median_s": _num(stats.get("median")),
@@ -209,6 +246,9 @@ def _row(
         "cap_limit": _none_to_nan(_figures.cap_limit(extra)),
         "schema_version": run.schema_version,
         "path": str(run.path),
+        "environment": _figures.environment_label(run.machine, run.machine_info),
+        "variant": _variant(extra, params),
+        "sweep": sweep_of(bench.get("group"), extra),
     }
     median = row["median_s"] if math.isfinite(row["median_s"]) and row["median_s"] > 0 else None
     reference = serial.get(_figures.baseline_key(extra))
@@ -220,6 +260,10 @@ def _row(
     row["efficiency"] = _none_to_nan(_figures.ratio(ideal, median))
     row["spread"] = _none_to_nan(spread)
     row["unstable"] = _figures.is_unstable(spread)
+    for key in (*SWEEP_NUMBERS, *SWEEP_WORDS):
+        value = extra.get(key, params.get(key))
+        if value is not None:
+            row[key] = _num(value) if key in SWEEP_NUMBERS else str(value)
     if row["bound"] == "net" or any(key in extra for key in NET_COLUMNS):
         for key in NET_COLUMNS:
             row[key] = _num(extra.get(key))
@@ -243,6 +287,8 @@ def _cell_label(row: pd.Series) -> str:
     parts.append(f"{row['model']}×{_fmt_int(row['workers'])}")
     if isinstance(row["start_method"], str) and row["start_method"]:
         parts.append(f"({row['start_method']})")
+    if row["variant"]:
+        parts.append(f"[{row['variant']}]")
     return " ".join(parts)
 
 
@@ -277,7 +323,7 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     if not rows:
         return empty_frame()
     frame = pd.DataFrame.from_records(rows)
-    for column in NET_COLUMNS:
+    for column in (*NET_COLUMNS, *SWEEP_NUMBERS):
         if column in frame.columns:
             frame[column] = frame[column].astype("float64")
     frame["datetime"] = pd.to_datetime(
@@ -310,6 +356,7 @@ def missing_baselines(frame: pd.DataFrame) -> list[str]:
         frame["serial_median_s"].isna()
         & (frame["model"] != "serial")
         & ~frame["workload"].isin(NO_BASELINE_EXPECTED)
+        & ~frame["group"].map(lambda g: _figures.family(str(g)) in NO_BASELINE_FAMILIES)
         & (frame["bound"] != "net")
     ]
     problems = []

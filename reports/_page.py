@@ -11,10 +11,20 @@ from typing import Any
 
 import pandas as pd
 
-from ._charts import SPECIAL_WORKLOADS, Chart, fmt_seconds, headline_cells, latest_run
-from ._figures import UNSTABLE_SPREAD
+from ._best import best_models, interval_note, runner_up_text, stats_by_cell
+from ._charts import (
+    SPECIAL_WORKLOADS,
+    Chart,
+    fmt_seconds,
+    generic,
+    headline_cells,
+    latest_per_workload,
+    latest_run,
+)
+from ._figures import UNSTABLE_SPREAD, run_settings
 from ._frame import boundbench_info, model_sort_key, params_label
 from ._runs import Run
+from ._sweeps import convoy_table, scale_points
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
@@ -78,7 +88,12 @@ def result_table(rows: pd.DataFrame) -> pd.DataFrame:
         {
             "bound": rows["bound"],
             "workload": rows["workload"],
-            "parameters": rows["params"].map(params_label),
+            "parameters": [
+                " ".join(part for part in (params_label(p), v) if part)
+                for p, v in zip(rows["params"], rows["variant"].fillna(""), strict=True)
+            ]
+            if "variant" in rows
+            else rows["params"].map(params_label),
             "tasks": rows["tasks"].map(lambda v: _num(v, ".0f")),
             "model": rows["model"],
             "workers": rows["workers"].map(lambda v: _num(v, ".0f")),
@@ -123,10 +138,109 @@ def net_table(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def work_label(row: Any) -> str:
+    """``python CPU 25%`` for a crossover cell, else its parameters."""
+    share = row.get("cpu_share") if hasattr(row, "get") else None
+    if isinstance(share, float) and math.isfinite(share):
+        kind = row.get("cpu_kind")
+        return f"{kind if isinstance(kind, str) else '?'} CPU {share:.0%}"
+    return params_label(row["params"])
+
+
+def latest_sweep(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The cells of one sweep in the most recent run that has it (as its chart)."""
+    if frame.empty or "sweep" not in frame.columns:
+        return frame.iloc[:0]
+    return latest_run(frame[frame["sweep"] == name])
+
+
+def best_table(best: pd.DataFrame) -> pd.DataFrame:
+    """``reports._best.best_models`` as people read it (with the run when several)."""
+    if best.empty:
+        return pd.DataFrame()
+    interval = [
+        f"{low:.2f}–{high:.2f}×" if math.isfinite(low) and math.isfinite(high) else "–"
+        for low, high in zip(best["ci_low"], best["ci_high"], strict=True)
+    ]
+    rows = [row for _i, row in best.iterrows()]
+    table = pd.DataFrame(
+        {
+            "workload": best["workload"],
+            "work": [work_label(row) for row in rows],
+            "tasks": best["tasks"].map(lambda v: _num(v, ".0f")),
+            "best model": best["model"],
+            "workers": best["workers"].map(lambda v: _num(v, ".0f")),
+            "median": best["median_s"].map(fmt_seconds),
+            "speedup": best["speedup"].map(lambda v: _num(v, ".2f") + "×" if pd.notna(v) else "–"),
+            "95% CI": interval,
+            "runner-up": [runner_up_text(row) for row in rows],
+        }
+    )
+    if best["run_id"].nunique() > 1:
+        table.insert(0, "run", best["run_id"])
+    return table
+
+
+def scale_table(rows: pd.DataFrame) -> pd.DataFrame:
+    points = scale_points(rows)
+    if points.empty:
+        return pd.DataFrame()
+    points = points.assign(_r=points["model"].map(lambda m: model_sort_key(m)[0]))
+    points = points.sort_values(["scale_variant", "_r", "model", "tasks"])
+
+    def column(name: str, fmt: str) -> Any:
+        if name not in points.columns:
+            return ["–"] * len(points)
+        return points[name].map(lambda v: _num(v, fmt))
+
+    return pd.DataFrame(
+        {
+            "variant": points["scale_variant"],
+            "model": points["model"],
+            "tasks": points["tasks"].map(lambda v: _num(v, ",.0f")),
+            "workers": points["workers"].map(lambda v: _num(v, ",.0f")),
+            "median": points["median_s"].map(fmt_seconds),
+            "ideal": points["ideal_s"].map(fmt_seconds),
+            "efficiency": points["efficiency"].map(
+                lambda v: _num(v * 100, ".0f") + "%" if pd.notna(v) else "–"
+            ),
+            "µs/task": column("us_per_task", ".3g"),
+            "CPU µs/task": column("cpu_us_per_task", ".3g"),
+            "KB/task": column("kb_per_task", ".3g"),
+        }
+    )
+
+
+def convoy_page_table(rows: pd.DataFrame) -> pd.DataFrame:
+    points = convoy_table(rows)
+    if points.empty:
+        return pd.DataFrame()
+
+    def column(name: str, fmt: str) -> Any:
+        if name not in points.columns:
+            return ["–"] * len(points)
+        return points[name].map(lambda v: _num(v, fmt))
+
+    return pd.DataFrame(
+        {
+            "CPU work in": points["cpu_placement"],
+            "switch interval": points["switch_interval_s"].map(lambda v: f"{v * 1e3:g} ms"),
+            "CPU threads": points["cpu_threads"].map(lambda v: _num(v, ".0f")),
+            "throughput (req/s)": column("throughput_rps", ",.0f"),
+            "p50 (ms)": column("latency_p50_ms", ".3g"),
+            "p99 (ms)": column("latency_p99_ms", ".3g"),
+            "slowdown": points["slowdown"].map(
+                lambda v: _num(v, ".1f") + "×" if pd.notna(v) else "–"
+            ),
+        }
+    )
+
+
 NUMERIC_HEADS = frozenset(
     {"tasks", "workers", "median", "IQR", "rounds", "CPU", "ideal", "speedup", "efficiency",
      "payload (B)", "connections", "requests", "throughput (req/s)", "MB/s", "p50 (ms)",
-     "p99 (ms)", "p99.9 (ms)", "errors", "server CPU", "benchmarks"}
+     "p99 (ms)", "p99.9 (ms)", "errors", "server CPU", "benchmarks", "95% CI",
+     "µs/task", "CPU µs/task", "KB/task", "CPU threads", "switch interval", "slowdown"}
 )  # fmt: skip
 
 
@@ -205,11 +319,18 @@ def machine_table(runs: Sequence[Run], frame: pd.DataFrame) -> pd.DataFrame:
                 "switch interval": f"{bb['switch_interval'] * 1e3:g} ms"
                 if isinstance(bb.get("switch_interval"), int | float)
                 else "",
-                "start method": bb.get("default_start_method", ""),
+                "start method": run_settings(info)[1] or "",
                 "benchmarks": int(counts.get(run.run_id, 0)),
             }
         )
     return pd.DataFrame(rows)
+
+
+BEST_LEAD = (
+    "For each workload, its parameters (for mixed work: the CPU share) and task count of"
+    " the latest run: the model with the lowest median at its best worker count, its"
+    " speedup over serial, and the runner-up among the other models."
+)
 
 
 def _yes(value: Any) -> str:
@@ -233,10 +354,13 @@ def write_page(
     problems: Sequence[str],
     palette: dict[str, str],
     warnings: Sequence[str] = (),
+    best: pd.DataFrame | None = None,
 ) -> Path:
     """``index.html`` with the charts embedded, so the one file can be mailed or archived."""
     charts = list(charts)
     latest = latest_run(frame)
+    if best is None:
+        best = best_models(latest_per_workload(frame), stats_by_cell(runs))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -263,9 +387,16 @@ def write_page(
             f"<figcaption><strong>{_e(chart.title)}.</strong> {_e(chart.sentence)}{note}"
             f' <a href="{_e(chart.svg)}">SVG</a></figcaption></figure>'
         )
+    if not best.empty:
+        parts.append(
+            '<h2 id="best-model">Which model is fastest, per workload and task count</h2>'
+            f"<p>{_e(BEST_LEAD)} {_e(interval_note(best))}</p>"
+        )
+        parts.append(html_table(best_table(best), palette))
     parts.append("<h2>Machine and Python</h2>")
     parts.append(html_table(machine_table(runs, frame)))
-    main = latest[~latest["workload"].isin(SPECIAL_WORKLOADS) & (latest["bound"] != "net")]
+    main = generic(latest)
+    main = main[~main["workload"].isin(SPECIAL_WORKLOADS) & (main["bound"] != "net")]
     parts.append(f"<h2>Results of the latest run</h2><p>{_e(overview([], latest))}</p>")
     parts.append(html_table(result_table(main), palette))
     capped = capped_lines(main)
@@ -277,7 +408,21 @@ def write_page(
         sub = latest[latest["workload"].isin(wanted)]
         if not sub.empty:
             parts.append(f"<h2>{heading}</h2>" + html_table(result_table(sub), palette))
-    net = net_table(latest)
+    crossover = latest_sweep(frame, "crossover")
+    if not crossover.empty:
+        parts.append(
+            "<h2>Crossover cells (CPU share)</h2><details><summary>All"
+            f" {len(crossover)} cells of the crossover chart</summary>"
+            + html_table(result_table(crossover), palette)
+            + "</details>"
+        )
+    scale = scale_table(latest_sweep(frame, "scale"))
+    if not scale.empty:
+        parts.append("<h2>Scale</h2>" + html_table(scale, palette))
+    convoy = convoy_page_table(latest_sweep(frame, "convoy"))
+    if not convoy.empty:
+        parts.append("<h2>GIL convoy</h2>" + html_table(convoy))
+    net = net_table(generic(latest))
     if not net.empty:
         parts.append("<h2>Network (echo)</h2>" + html_table(net, palette))
     older = frame[~frame["run_id"].isin(set(latest["run_id"]))]
@@ -335,9 +480,12 @@ def write_summary(
     charts: Iterable[Chart],
     problems: Sequence[str],
     warnings: Sequence[str] = (),
+    best: pd.DataFrame | None = None,
 ) -> Path:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: the findings and the headline table, short."""
     latest = latest_run(frame)
+    if best is None:
+        best = best_models(latest_per_workload(frame), stats_by_cell(runs))
     lines = [f"## {title}", "", overview(runs, frame), ""]
     if warnings:
         lines += [f"> ⚠️ {w}  " for w in warnings] + [""]
@@ -350,7 +498,10 @@ def write_summary(
         lines += _md_table(result_table(head))
         lines.append("")
         lines += [f"- {c}" for c in capped_lines(head)]
-    net = net_table(latest)
+    if not best.empty:
+        lines += ["### Which model is fastest", "", interval_note(best), ""]
+        lines += [*_md_table(best_table(best)), ""]
+    net = net_table(generic(latest))
     if not net.empty:
         lines += ["### Network (echo)", "", *_md_table(net), ""]
     if problems:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,9 +189,3 @@ def load_runs(paths: Iterable[str | Path] | None = None) -> tuple[list[Run], lis
         runs.append(run)
     runs.sort(key=lambda r: (r.datetime or "", r.number or 0, str(r.path)))
     return runs, problems
-
-
-def iter_benchmarks(runs: Iterable[Run]) -> Iterator[tuple[Run, dict[str, Any]]]:
-    for run in runs:
-        for bench in run.benchmarks:
-            yield run, bench

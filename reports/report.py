@@ -18,9 +18,10 @@ from typing import NoReturn
 
 import pandas as pd
 
-from . import _charts, _figures
+from . import _best, _charts, _figures, _sweeps
 from ._charts import Chart
 from ._frame import build_frame, missing_baselines
+from ._page import latest_sweep as latest_sweep_of
 from ._page import unstable_lines, write_page, write_summary
 from ._runs import DEFAULT_STORAGE, Run, load_runs
 
@@ -40,6 +41,8 @@ class Report:
     charts: list[Chart] = field(default_factory=list)
     # what the reader must know to trust the figures: a busy host, unstable cells
     warnings: list[str] = field(default_factory=list)
+    # the fastest model per workload, parameters and tasks of the latest run
+    best: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -106,7 +109,9 @@ def build(runs: list[Run], problems: list[str]) -> Report:
         busy = _figures.host_load_warning(run.machine_info)
         if busy:
             report.warnings.append(f"run {run.run_id}: {busy}")
-    report.warnings.extend(unstable_lines(_charts.latest_run(frame)))
+    latest = _charts.latest_run(frame)
+    report.warnings.extend(unstable_lines(latest))
+    report.best = _best.best_models(_charts.latest_per_workload(frame), _best.stats_by_cell(runs))
     return report
 
 
@@ -128,22 +133,35 @@ def plot(report: Report, out: Path) -> list[Chart]:
     def latest_with(mask: pd.Series) -> pd.DataFrame:
         return _charts.latest_run(frame[mask])
 
+    generic = frame.index.isin(_charts.generic(frame).index)
+
+    def latest_sweep(name: str) -> pd.DataFrame:
+        return latest_sweep_of(frame, name)
+
     plan: list[tuple[str, Callable[[], Chart | None]]] = [
         ("headline", lambda: _charts.chart_headline(latest, palette, out)),
         ("efficiency", lambda: _charts.chart_efficiency(latest, palette, out)),
+        (
+            "crossover",
+            lambda: _sweeps.chart_crossover(latest_sweep("crossover"), palette, out),
+        ),
         ("walltime", lambda: _charts.chart_walltime(latest, palette, out)),
         ("cpu_wall", lambda: _charts.chart_cpu_wall(latest, palette, out)),
+        ("scale", lambda: _sweeps.chart_scale(latest_sweep("scale"), palette, out)),
+        ("convoy", lambda: _sweeps.chart_convoy(latest_sweep("convoy"), palette, out)),
         ("trend", lambda: _charts.chart_trend(frame[env == trend_env], palette, out)),
         ("environments", lambda: _charts.chart_environments(frame, palette, out)),
         (
             "net_throughput",
             lambda: _charts.chart_net_throughput(
-                latest_with(frame["bound"] == "net"), palette, out
+                latest_with(generic & (frame["bound"] == "net")), palette, out
             ),
         ),
         (
             "net_latency",
-            lambda: _charts.chart_net_latency(latest_with(frame["bound"] == "net"), palette, out),
+            lambda: _charts.chart_net_latency(
+                latest_with(generic & (frame["bound"] == "net")), palette, out
+            ),
         ),
         (
             "seed",
@@ -188,6 +206,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         problems=report.problems,
         palette=palette,
         warnings=report.warnings,
+        best=report.best,
     )
     summary = write_summary(
         out,
@@ -197,6 +216,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         charts=report.charts,
         problems=report.problems,
         warnings=report.warnings,
+        best=report.best,
     )
     return [page, summary, csv]
 

@@ -65,7 +65,9 @@ def machine_info(
     }
 
 
-def _stats(rng: random.Random, median: float, rounds: int, spread: float) -> dict[str, Any]:
+def _stats(
+    rng: random.Random, median: float, rounds: int, spread: float, *, save_data: bool = False
+) -> dict[str, Any]:
     data = sorted(median * math.exp(rng.gauss(0.0, spread)) for _ in range(rounds))
     if rounds >= 2:
         q1, _, q3 = statistics.quantiles(data, n=4, method="inclusive")
@@ -90,6 +92,8 @@ def _stats(rng: random.Random, median: float, rounds: int, spread: float) -> dic
         "ops": 1.0 / mean,
         "total": sum(data),
         "iterations": 1,
+        # --benchmark-save-data: every round, in the order they ran.
+        **({"data": rng.sample(data, len(data))} if save_data else {}),
     }
 
 
@@ -136,6 +140,8 @@ def _cell(
     extra: dict[str, Any] | None = None,
     group: str | None = None,
     spread: float = 0.03,
+    rounds: int = 7,
+    save_data: bool = False,
 ) -> dict[str, Any]:
     info: dict[str, Any] = {
         "bound": bound,
@@ -156,9 +162,9 @@ def _cell(
     ids = [model, f"tasks{tasks}", f"workers{workers}"]
     ids += [f"{key}{value}" for key, value in sorted(params.items())]
     param = {"model": model, "tasks": tasks, "workers": workers}
-    return _bench(
-        f"test_{workload}", ids, group or workload, info, _stats(rng, wall, 7, spread), param
-    )
+    ids += [str(info[key]) for key in ("collect", "cpu_placement") if key in info]
+    stats = _stats(rng, wall, rounds, spread, save_data=save_data)
+    return _bench(f"test_{workload}", ids, group or workload, info, stats, param)
 
 
 def synthetic_run(
@@ -370,6 +376,211 @@ def _net(rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
+# --- the sweeps with charts of their own, and the newer groups -----------------------
+
+MIXED_SHARES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+SINGLE = ("serial", "generator", "threads", "gevent", "asyncio", "uvloop")
+MULTI = ("processes", "asyncio_processes", "interpreters", "dask")
+
+
+def mixed_cell(
+    rng: random.Random,
+    *,
+    model: str,
+    share: float,
+    wall: float,
+    kind: str = "python",
+    tasks: int = 8,
+    workers: int = 1,
+    cpus: int = 2,
+    task_s: float = 0.2,
+    spread: float = 0.02,
+    save_data: bool = True,
+) -> dict[str, Any]:
+    """One cell of the crossover sweep (group ``mixed:KIND``), as docs/contract.md says."""
+    per_iter = 50e-9
+    iters = round(share * task_s / per_iter)
+    cpu, wait = iters * per_iter, (1.0 - share) * task_s
+    params = {"cpu_share": share, "task_s": task_s, "steps": 4, "cpu_iters": iters,
+              "cpu_kind": kind}  # fmt: skip
+    extra = {"cpu_share": share, "cpu_kind": kind, "seconds_per_iter": per_iter}
+    return _cell(
+        rng,
+        bound="mixed",
+        workload="mixed",
+        model=model,
+        tasks=tasks,
+        workers=workers,
+        params=params,
+        wall=wall,
+        cpu=tasks * cpu,
+        ideal=max(tasks * cpu / cpus, cpu + wait),
+        extra=extra,
+        group=f"mixed:{kind}",
+        spread=spread,
+        rounds=9,
+        save_data=save_data,
+    )
+
+
+def mixed_sweep(
+    rng: random.Random, *, tasks: int = 8, cpus: int = 2, task_s: float = 0.2
+) -> list[dict[str, Any]]:
+    """A plausible crossover sweep on a GIL build: both kinds, every model.
+
+    Python CPU: single-process models overlap only the waits (one GIL), so the pools of
+    processes win once the CPU parts add up (between 10% and 25% here).  Native CPU:
+    threads run the hashing in parallel and keep up with the process pools.
+    """
+    out = []
+    for kind in ("python", "native"):
+        for share in MIXED_SHARES:
+            cpu, wait = share * task_s, (1.0 - share) * task_s
+            one = max(tasks * cpu, cpu + wait)
+            cores = max(tasks * cpu / cpus, cpu + wait)
+            walls: dict[tuple[str, int], float] = {
+                ("serial", 1): tasks * task_s,
+                ("generator", 1): one * 1.06 + 0.002,
+                ("gevent", 1): one * 1.05 + 0.003,
+                ("asyncio", 1): one * 1.04 + 0.002,
+                ("uvloop", 1): one * 1.03 + 0.002,
+                ("threads", cpus): max(tasks * cpu, tasks * (cpu + wait) / cpus) * 1.05,
+                ("threads", tasks): (cores if kind == "native" else one) * 1.05 + 0.004,
+                ("processes", cpus): tasks * (cpu + wait) / cpus * 1.08 + 0.004,
+                ("processes", tasks): cores * 1.12 + 0.01,
+                ("asyncio_processes", cpus): cores * 1.09 + 0.006,
+                ("interpreters", cpus): tasks * (cpu + wait) / cpus * 1.06 + 0.004,
+                ("dask", cpus): tasks * (cpu + wait) / cpus * 1.1 + 0.05,
+            }
+            for (model, workers), wall in walls.items():
+                out.append(mixed_cell(rng, model=model, share=share, wall=wall, kind=kind,
+                                      tasks=tasks, workers=workers, cpus=cpus,
+                                      task_s=task_s))  # fmt: skip
+    return out
+
+
+# Efficiency at 10 / 100 / 1,000 / 10,000 / 100,000 tasks (issue 10's throwaway figures);
+# None: no cell (threads stop at an OS limit).
+SCALE_EFFICIENCY = {
+    "generator": (0.995, 0.99, 0.98, 0.82, 0.61),
+    "threads": (0.97, 0.85, 0.36, None, None),
+    "gevent": (0.98, 0.90, 0.83, 0.22, None),
+    "asyncio": (0.99, 0.93, 0.87, 0.37, 0.12),
+    "uvloop": (0.99, 0.96, 0.91, 0.52, 0.2),
+}
+SCALE_KB = {"generator": 0.9, "threads": 9.5, "gevent": 4.1, "asyncio": 1.3, "uvloop": 1.1}
+SCALE_TASKS = (10, 100, 1_000, 10_000, 100_000)
+
+
+def scale_sweep(
+    rng: random.Random, *, efficiency: Any = None, spread: float = 0.02
+) -> list[dict[str, Any]]:
+    """Groups ``scale:io_sleep`` and ``scale:io_spin``: 3 sleeps of 50 ms per task."""
+    table = SCALE_EFFICIENCY if efficiency is None else efficiency
+    out = []
+    k, d = 3, 0.05
+    for variant, spin in (("io_sleep", 0.0), ("io_spin", 5e-6)):
+        for model, figures in table.items():
+            for tasks, eff in zip(SCALE_TASKS, figures, strict=True):
+                if eff is None:
+                    continue
+                ideal = k * d + (tasks * k * spin if spin else 0.0)
+                wall = ideal / eff
+                kb = SCALE_KB.get(model, 2.0) * (1.0 + 10.0 / tasks)
+                extra = {
+                    "us_per_task": (wall - ideal) / tasks * 1e6,
+                    "cpu_us_per_task": 3.0 + (wall - ideal) / tasks * 1e6 * 0.8,
+                    # the memory figure may be missing (a platform without /proc)
+                    "kb_per_task": None if variant == "io_spin" and model == "gevent" else kb,
+                }
+                params = {"k": k, "d": d} | ({"spin_s": spin} if spin else {})
+                out.append(_cell(rng, bound="io", workload="io_sleep", model=model, tasks=tasks,
+                                 workers=tasks if model == "threads" else 1, params=params,
+                                 wall=wall, cpu=wall * 0.3, ideal=ideal, extra=extra,
+                                 group=f"scale:{variant}", spread=spread, rounds=5,
+                                 save_data=True))  # fmt: skip
+    return out
+
+
+# Echo throughput (req/s) beside 0, 1, 2, 4 CPU threads, per placement and switch interval.
+CONVOY_ALONE = 30_000.0
+CONVOY_ONE_THREAD = {
+    ("threads", 0.005): 100.0,
+    ("threads", 0.001): 480.0,
+    ("threads", 0.0001): 3_200.0,
+    ("native", 0.005): 24_000.0,
+    ("native", 0.001): 24_500.0,
+    ("native", 0.0001): 25_000.0,
+    ("processes", 0.005): 27_000.0,
+    ("processes", 0.001): 27_000.0,
+    ("processes", 0.0001): 27_000.0,
+}
+
+
+def convoy_sweep(
+    rng: random.Random, *, one_thread: Any = None, alone: float = CONVOY_ALONE
+) -> list[dict[str, Any]]:
+    """Group ``convoy``: an echo server thread beside 0, 1, 2 and 4 CPU-bound threads."""
+    table = CONVOY_ONE_THREAD if one_thread is None else one_thread
+    out = []
+    requests = 2000
+    for (placement, switch), with_one in table.items():
+        for threads in (0, 1, 2, 4):
+            rps = alone if threads == 0 else with_one / (1.0 if threads == 1 else threads * 0.6)
+            p50 = 1000.0 / rps
+            extra = {
+                "cpu_threads": threads,
+                "switch_interval_s": switch,
+                "cpu_placement": placement,
+                "throughput_rps": rps,
+                "latency_p50_ms": p50,
+                "latency_p99_ms": p50 * (2.0 if threads == 0 else 3.5),
+            }
+            params = {"cpu_threads": threads, "switch_interval_s": switch, "requests": requests}
+            out.append(_cell(rng, bound="net", workload="convoy", model="threads", tasks=1,
+                             workers=1, params=params, wall=requests / rps, cpu=requests / rps,
+                             extra=extra, group="convoy", spread=0.02, rounds=5,
+                             save_data=True))  # fmt: skip
+    return out
+
+
+def newer_cells(rng: random.Random, *, tasks: int = 100) -> list[dict[str, Any]]:
+    """io_socket cells (every model, interpreters and dask too) and the tutorial's pools."""
+    out = []
+    k, delay = 5, 0.005
+    ideal = k * delay
+    overhead = {"serial": None, "generator": 0.0012, "threads": 0.004, "gevent": 0.002,
+                "asyncio": 0.0025, "uvloop": 0.0012, "processes": None,
+                "interpreters": None, "dask": None}  # fmt: skip
+    for model, extra_s in overhead.items():
+        if model == "serial":
+            workers, wall = 1, tasks * ideal * 1.02
+        elif extra_s is None:
+            workers = 2
+            wall = math.ceil(tasks / workers) * ideal * 1.03 + (0.08 if model == "dask" else 0.01)
+        else:
+            workers, wall = (tasks if model == "threads" else 1), ideal + extra_s
+        out.append(_cell(rng, bound="io", workload="io_socket", model=model, tasks=tasks,
+                         workers=workers, params={"k": k, "size": 64, "delay": delay},
+                         wall=wall, cpu=wall * 0.2, ideal=ideal, group=f"io_socket:tasks={tasks}",
+                         save_data=True))  # fmt: skip
+    # The tutorial's pools (benchmarks/test_seed.py): three ways to gather the results.
+    for model in ("threads", "processes"):
+        for collect, factor in (("callback", 1.0), ("result", 1.01), ("as_completed", 1.02)):
+            wall = (0.203 if model == "threads" else 0.24) * factor
+            out.append(_cell(rng, bound="io", workload=f"seed_pool_{model}", model=model,
+                             tasks=2, workers=2, params={"sleep_s": 0.2, "collect": collect},
+                             wall=wall, cpu=wall * 0.1, ideal=0.2, extra={"collect": collect},
+                             group="seed", save_data=True))  # fmt: skip
+    return out
+
+
+def sweep_cells(seed: int = 20) -> list[dict[str, Any]]:
+    """Every newer kind of cell, from its own seed (the older cells stay as they were)."""
+    rng = random.Random(seed)
+    return [*mixed_sweep(rng), *scale_sweep(rng), *convoy_sweep(rng), *newer_cells(rng)]
+
+
 def run_document(
     benchmarks: list[dict[str, Any]],
     *,
@@ -411,9 +622,10 @@ def write_fixtures(root: Path = FIXTURES) -> None:
     )
     when = ("2025-01-10T09:00:00.000001+00:00", "2025-01-17T09:00:00.000001+00:00")
     for i, (commit, stamp) in enumerate(zip(commits, when, strict=True)):
-        document = run_document(
-            synthetic_run(seed=i, scale=1.0 + 0.1 * i), node="bench-a", when=stamp, commit=commit
-        )
+        benchmarks = synthetic_run(seed=i, scale=1.0 + 0.1 * i)
+        if i == 1:  # the latest run has every newer kind of cell too
+            benchmarks += sweep_cells()
+        document = run_document(benchmarks, node="bench-a", when=stamp, commit=commit)
         write(
             machine / f"{i + 1:04d}_{commit[:8]}_{stamp[:10].replace('-', '')}_uncommited.json",
             document,
