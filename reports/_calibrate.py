@@ -28,7 +28,8 @@ from ._compare import (
     compare_runs,
     environment_label,
     measures,
-    same_environment,
+    same_interpreter,
+    same_machine,
 )
 from ._runs import Run
 
@@ -133,9 +134,14 @@ def calibrate(
     return out
 
 
-def check_environments(runs: Sequence[Run], *, any_machine: bool) -> list[str]:
-    """Warnings, or InputError when runs of different machines would be mixed unasked."""
-    others = [run for run in runs[1:] if not same_environment(runs[0], run)]
+def check_environments(
+    runs: Sequence[Run], *, any_machine: bool, any_python: bool = False
+) -> list[str]:
+    """Warnings, or InputError when runs of different machines or interpreters would be
+    mixed unasked (``--any-machine``, ``--any-python``)."""
+    machines = [run for run in runs[1:] if not same_machine(runs[0], run)]
+    pythons = [run for run in runs[1:] if not same_interpreter(runs[0], run)]
+    others = [*machines, *(run for run in pythons if all(run is not m for m in machines))]
     if not others:
         return []
     message = (
@@ -143,9 +149,19 @@ def check_environments(runs: Sequence[Run], *, any_machine: bool) -> list[str]:
         f" interpreter than {runs[0].path} ({environment_label(runs[0])}), e.g."
         f" {others[0].path} ({environment_label(others[0])})"
     )
-    if not any_machine:
-        raise InputError(message + "; calibrate per machine, or pass --any-machine")
-    return [message + " (mixed as asked by --any-machine)"]
+    missing = [
+        flag
+        for flag, needed, given in (
+            ("--any-machine", machines, any_machine),
+            ("--any-python", pythons, any_python),
+        )
+        if needed and not given
+    ]
+    if missing:
+        raise InputError(
+            message + f"; calibrate per machine and interpreter, or pass {' '.join(missing)}"
+        )
+    return [message + " (mixed as asked)"]
 
 
 def render(

@@ -373,8 +373,9 @@ def _example(keys: set[str]) -> str:
     return min(keys) if keys else "nothing"
 
 
-# Facts that make two runs' absolute times incomparable (machine), and facts that
-# change how concurrency behaves (interpreter).
+# Facts that make two runs' absolute times incomparable (machine), facts that change how
+# concurrency behaves (interpreter: what runs are paired on), and settings a run recorded
+# that move figures too (warned, not paired on).
 Fact = tuple[str, Callable[[dict[str, Any]], Any]]
 _MACHINE_FACTS: tuple[Fact, ...] = (
     ("machine", lambda info: info.get("node")),
@@ -393,6 +394,8 @@ _INTERPRETER_FACTS: tuple[Fact, ...] = (
     ),
     ("GIL enabled", lambda info: _facts(info).get("gil_enabled")),
     ("free-threading build", lambda info: _facts(info).get("free_threading_build")),
+)
+_SETTING_FACTS: tuple[Fact, ...] = (
     ("switch interval", lambda info: _facts(info).get("switch_interval")),
     ("default start method", lambda info: _facts(info).get("default_start_method")),
 )
@@ -413,29 +416,44 @@ def _differences(baseline: Run, current: Run, facts: Sequence[Any]) -> list[str]
 
 
 def machine_differences(baseline: Run, current: Run) -> tuple[list[str], list[str]]:
-    """(machine differences, interpreter differences) between two runs, as phrases."""
+    """(machine differences, interpreter and setting differences), as phrases."""
     return (
         _differences(baseline, current, _MACHINE_FACTS),
-        _differences(baseline, current, _INTERPRETER_FACTS),
+        _differences(baseline, current, (*_INTERPRETER_FACTS, *_SETTING_FACTS)),
     )
 
 
-def environment(run: Run) -> tuple[Any, ...]:
-    """The facts that must match for two runs' times to be comparable (machine, interpreter)."""
-    return tuple(get(run.machine_info) for _label, get in (*_MACHINE_FACTS, *_INTERPRETER_FACTS))
+def setting_differences(baseline: Run, current: Run) -> tuple[list[str], list[str]]:
+    """(interpreter differences, setting differences), as phrases, for the warnings."""
+    return (
+        _differences(baseline, current, _INTERPRETER_FACTS),
+        _differences(baseline, current, _SETTING_FACTS),
+    )
 
 
-def same_environment(first: Run, second: Run) -> bool:
-    """Same machine and interpreter as far as both runs tell (a fact one lacks is no clash)."""
-    machine, interpreter = machine_differences(first, second)
-    return not machine and not interpreter
+def same_machine(first: Run, second: Run) -> bool:
+    """As far as both runs tell (a fact one of them lacks is no clash)."""
+    return not _differences(first, second, _MACHINE_FACTS)
+
+
+def same_interpreter(first: Run, second: Run) -> bool:
+    """Same implementation, version and GIL state (free-threading build, GIL on or off)."""
+    return not _differences(first, second, _INTERPRETER_FACTS)
+
+
+def environment(run: Run, *, machine: bool = True, interpreter: bool = True) -> tuple[Any, ...]:
+    """The facts two runs must share to be paired: the machine's and the interpreter's."""
+    facts = (*(_MACHINE_FACTS if machine else ()), *(_INTERPRETER_FACTS if interpreter else ()))
+    return tuple(get(run.machine_info) for _label, get in facts)
+
+
+def interpreter_label(run: Run) -> str:
+    """``CPython 3.11.7``, or ``CPython 3.13.1t (GIL off)`` for a free-threaded build."""
+    return _figures.interpreter_label(run.machine_info)
 
 
 def environment_label(run: Run) -> str:
-    facts = _facts(run.machine_info)
-    python = facts.get("python_version") or run.machine_info.get("python_version") or "?"
-    impl = facts.get("python_implementation") or run.machine_info.get("python_implementation")
-    return f"{run.machine} · {impl or 'Python'} {python}"
+    return f"{run.machine} · {interpreter_label(run)}"
 
 
 def library_differences(baseline: Run, current: Run) -> list[str]:

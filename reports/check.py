@@ -13,8 +13,10 @@ the output says so.  See docs/ci.md.
 ``--reference RUN`` also compares the current run with a pinned run (a creeping
 slowdown never trips the pairwise check against the previous run); ``--calibrate RUN
 RUN ...`` measures the noise between runs of unchanged code and prints the minimum
-effects it suggests.  Runs are paired only within one machine and interpreter unless
-named explicitly or ``--any-machine`` is given.
+effects it suggests.  Runs are paired only within one machine and interpreter: the
+baseline is picked from the current run's machine unless ``--any-machine`` (or named
+explicitly), and runs of two interpreters (version, implementation, GIL state) are never
+compared unless ``--any-python``.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ from ._compare import (
     Settings,
     compare_runs,
     environment_label,
+    interpreter_label,
     library_differences,
     machine_differences,
-    same_environment,
+    same_interpreter,
+    same_machine,
+    setting_differences,
 )
 from ._runs import DEFAULT_STORAGE, Run, RunError, find_run_files, read_run
 
@@ -149,8 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--any-machine",
         action="store_true",
-        help="when picking the baseline, accept a run from another machine or interpreter"
-        " (by default only runs of the current run's machine and interpreter are paired)",
+        help="when picking the baseline, accept a run from another machine (by default"
+        " only runs of the current run's machine and interpreter are paired)",
+    )
+    parser.add_argument(
+        "--any-python",
+        action="store_true",
+        help="compare runs of different interpreters (Python version, implementation, or"
+        " GIL state: a free-threaded build with the GIL off is another interpreter); by"
+        " default the check refuses, also for runs named with --baseline/--current",
     )
     parser.add_argument(
         "--calibrate",
@@ -403,16 +415,57 @@ def _resolve(ref: str, what: str, paths: Sequence[str]) -> Run:
     return _by_path(ref, what)
 
 
-def _previous(current: Run, runs: list[Run], *, any_machine: bool = False) -> Run | None:
-    """The run saved before ``current`` on its machine and interpreter (unless
-    ``any_machine``), preferring its machine folder (as pytest-benchmark)."""
+def _previous(
+    current: Run, runs: list[Run], *, any_machine: bool = False, any_python: bool = False
+) -> Run | None:
+    """The run saved before ``current`` on its machine (unless ``any_machine``) and
+    interpreter (unless ``any_python``), preferring its machine folder (as
+    pytest-benchmark)."""
     others = [run for run in runs if run.path.resolve() != current.path.resolve()]
     earlier = [run for run in others if _order(run) < _order(current)]
     if not any_machine:
-        earlier = [run for run in earlier if same_environment(run, current)]
+        earlier = [run for run in earlier if same_machine(run, current)]
+    if not any_python:
+        earlier = [run for run in earlier if same_interpreter(run, current)]
     same_folder = [r for r in earlier if r.path.parent == current.path.parent]
     pool = same_folder or earlier
     return pool[-1] if pool else None
+
+
+def _missing_baseline(current: Run, runs: list[Run], where: str, args: argparse.Namespace) -> str:
+    """Why no baseline was found, and which option would find one."""
+    lead = f"missing baseline: no run saved before {current.path} under {where}"
+    flags = [
+        flag
+        for flag, machine, python in (
+            ("--any-machine", True, args.any_python),
+            ("--any-python", args.any_machine, True),
+            ("--any-machine --any-python", True, True),
+        )
+        if _previous(current, runs, any_machine=machine, any_python=python) is not None
+    ]
+    if not flags:
+        return f"{lead} ({len(runs)} run(s) found; give --baseline RUN)"
+    return (
+        f"{lead} comes from its machine and interpreter ({environment_label(current)});"
+        f" name one with --baseline RUN, or pass {flags[0]}"
+    )
+
+
+def _check_interpreters(first: Run, second: Run, what: str, any_python: bool) -> None:
+    """Refuse to compare runs of two interpreters unless asked (``--any-python``).
+
+    A free-threaded build, another Python version or implementation changes how the
+    models behave: a difference between such runs is not a regression of the code.
+    """
+    if any_python or same_interpreter(first, second):
+        return
+    raise InputError(
+        f"the {what} run and the current run come from different interpreters"
+        f" ({interpreter_label(first)} vs {interpreter_label(second)}): their figures say"
+        " how the interpreters differ, not whether the code regressed; pass --any-python"
+        " to compare them anyway (with --mode speedup)"
+    )
 
 
 def select(args: argparse.Namespace) -> Selection:
@@ -436,24 +489,19 @@ def select(args: argparse.Namespace) -> Selection:
                 )
             current = _latest(pool)
         if baseline is None:
-            baseline = _previous(current, runs, any_machine=args.any_machine)
+            baseline = _previous(
+                current, runs, any_machine=args.any_machine, any_python=args.any_python
+            )
             if baseline is None:
-                earlier = _previous(current, runs, any_machine=True)
-                if earlier is not None:
-                    raise InputError(
-                        f"missing baseline: no run saved before {current.path} under {where}"
-                        f" comes from its machine and interpreter ({environment_label(current)});"
-                        " name one with --baseline RUN, or pass --any-machine"
-                    )
-                raise InputError(
-                    f"missing baseline: no run saved before {current.path} under {where}"
-                    f" ({len(runs)} run(s) found; give --baseline RUN)"
-                )
+                raise InputError(_missing_baseline(current, runs, where, args))
     if baseline.path.resolve() == current.path.resolve():
         raise InputError(f"the baseline and the current run are the same file: {current.path}")
+    _check_interpreters(baseline, current, "baseline", args.any_python)
     reference = _resolve(args.reference, "reference", paths) if args.reference else None
     if reference is not None and reference.path.resolve() == current.path.resolve():
         raise InputError(f"the reference and the current run are the same file: {current.path}")
+    if reference is not None:
+        _check_interpreters(reference, current, "reference", args.any_python)
     for run, what in ((baseline, "baseline"), (current, "current")):
         warnings.extend(f"{what} {run.path}: skipped {line}" for line in run.skipped)
     return Selection(baseline, current, warnings, reference)
@@ -593,13 +641,16 @@ def _warnings(selection: Selection, comparison: Comparison) -> list[str]:
     out = list(selection.warnings)
     base, cur = selection.baseline, selection.current
     machine, interpreter = machine_differences(base, cur)
+    pythons, settings = setting_differences(base, cur)
     for run, what in ((base, "baseline"), (cur, "current")):
         if not run.machine_info.get("boundbench"):
             out.append(f"{what} run has no boundbench machine info: cannot tell if machines match")
     if machine:
         out.append("different machines: " + "; ".join(machine))
-    if interpreter:
-        out.append("different interpreters: " + "; ".join(interpreter))
+    if pythons:
+        out.append("different interpreters: " + "; ".join(pythons))
+    if settings:
+        out.append("different settings: " + "; ".join(settings))
     libs = library_differences(base, cur)
     if libs:
         out.append("different library versions: " + "; ".join(libs))
@@ -849,7 +900,9 @@ def run_calibrate(args: argparse.Namespace) -> str:
             f"--calibrate needs at least 2 runs of unchanged code, got {len(runs)}"
             f" ({_calibrate.RECOMMENDED_RUNS} or more recommended)"
         )
-    warnings = _calibrate.check_environments(runs, any_machine=args.any_machine)
+    warnings = _calibrate.check_environments(
+        runs, any_machine=args.any_machine, any_python=args.any_python
+    )
     mode = args.mode
     if mode == "auto":
         mode = "speedup" if warnings else "time"

@@ -1,6 +1,7 @@
 """``python -m reports history [PATHS]``: steps and creeping trends over a series of runs.
 
-parse_args() -> load() -> series per machine and interpreter -> findings -> render ->
+parse_args() -> load() -> series per machine and interpreter (implementation, version,
+GIL state; ``--any-machine`` / ``--any-python`` merge them) -> findings -> render ->
 main().  Exit 0: no step or trend for the worse; 1: at least one; 2: bad input or usage
 (one line on stderr).  Inputs are only read.  See ``reports._history`` for the method
 and docs/ci.md for how to read it.
@@ -23,7 +24,7 @@ from ._compare import (
     Measure,
     Settings,
     environment,
-    environment_label,
+    interpreter_label,
     measures,
 )
 from ._runs import DEFAULT_STORAGE, Run, load_runs
@@ -151,8 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--any-machine",
         action="store_true",
-        help="one series of every run, whatever its machine and interpreter (use a"
-        " normalized --mode then)",
+        help="one series per interpreter, whatever the machine (use a normalized --mode then)",
+    )
+    parser.add_argument(
+        "--any-python",
+        action="store_true",
+        help="one series per machine, whatever the interpreter (Python version,"
+        " implementation, GIL state); with --any-machine, one series of every run",
     )
     parser.add_argument(
         "--markdown",
@@ -167,14 +173,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return build_parser().parse_args(list(argv))
 
 
-def series_of(runs: Sequence[Run], *, any_machine: bool) -> list[tuple[str, list[Run]]]:
-    """Runs grouped per machine and interpreter, each in order, labelled."""
-    if any_machine:
-        return [("every machine and interpreter", list(runs))] if runs else []
+def series_of(
+    runs: Sequence[Run], *, any_machine: bool, any_python: bool = False
+) -> list[tuple[str, list[Run]]]:
+    """Runs grouped per machine (unless ``any_machine``) and interpreter (unless
+    ``any_python``), each in order, labelled."""
     groups: dict[tuple[object, ...], list[Run]] = {}
     for run in runs:
-        groups.setdefault(environment(run), []).append(run)
-    return [(environment_label(group[0]), group) for group in groups.values()]
+        key = environment(run, machine=not any_machine, interpreter=not any_python)
+        groups.setdefault(key, []).append(run)
+    out = []
+    for group in groups.values():
+        machine = "every machine" if any_machine else group[0].machine
+        python = "every interpreter" if any_python else interpreter_label(group[0])
+        both = any_machine and any_python
+        out.append(("every machine and interpreter" if both else f"{machine} · {python}", group))
+    return out
 
 
 def _run_name(run: Run) -> str:
@@ -243,7 +257,7 @@ def run_history(args: argparse.Namespace) -> History:
     )
     history = History(mode=args.mode, series=[], notes=list(problems))
     long_enough = 0
-    for label, series in series_of(runs, any_machine=args.any_machine):
+    for label, series in series_of(runs, any_machine=args.any_machine, any_python=args.any_python):
         window = series[-args.last :]
         history.series.append((label, window))
         if len(window) < MIN_RUNS:

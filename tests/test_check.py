@@ -345,14 +345,22 @@ def test_efficiency_mode(storage: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert re.search(r"0\.9\d\d +0\.7\d\d", row_of(out, IO_THREADS))
 
 
-def test_interpreter_differences_are_warned(
+def test_runs_of_two_interpreters_are_refused_unless_asked(
     storage: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     save(storage, 1)
     machine = other_machine(python_version="3.13.1", gil_enabled=False)
     machine["node"] = MACHINE_INFO["node"]
     save(storage, 2, machine=machine)
-    code, out, _ = check(capsys, storage, *NAMED)
+    # Named or picked, runs of two interpreters are not compared unasked.
+    for argv in (NAMED, ()):
+        code, out, err = check(capsys, storage, *argv)
+        assert code == 2
+        assert out == ""
+        assert len(err.splitlines()) == 1
+        assert "different interpreters" in err or "comes from its machine and interpreter" in err
+        assert "--any-python" in err
+    code, out, _ = check(capsys, storage, *NAMED, "--any-python")
     assert code == 0
     assert (
         "warning: different interpreters: Python '3.11.7' vs '3.13.1'; GIL enabled True vs False"

@@ -124,9 +124,9 @@ def test_series_are_kept_per_machine(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 0, out
     assert "series runner-a · CPython 3.11.7: 5 runs" in out
     assert "series runner-b · CPython 3.11.7: 5 runs" in out
-    # Asked for, one series of all of them (a normalized mode then makes sense).
+    # Asked for, one series of both machines (a normalized mode then makes sense).
     code, out, _ = history(capsys, tmp_path, "--any-machine", "--mode", "speedup")
-    assert "series every machine and interpreter: 10 runs" in out
+    assert "series every machine · CPython 3.11.7: 10 runs" in out
 
 
 def test_the_window_drops_old_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
