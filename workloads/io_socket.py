@@ -90,6 +90,10 @@ def _check(k: int, size: int, delay: float, address: str) -> tuple[str, int]:
     return host, number
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 @functools.lru_cache(maxsize=8)
 def _pattern(size: int) -> bytes:
     return bytes(range(256)) * (size // 256 + 2)
@@ -139,7 +143,11 @@ def io_socket_sync(
     echoed = bytearray(size)
     view = memoryview(echoed)
     crc = 0
-    with socket.create_connection((host, port), timeout=IO_TIMEOUT) as sock:
+    # Not socket.create_connection: it resolves the address first, which gevent does in
+    # a thread pool; the address is an IP already.
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        sock.settimeout(IO_TIMEOUT)
+        sock.connect((host, port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for index in range(k):
             sent = request(task_id, index, size)
@@ -162,7 +170,7 @@ def io_socket_gen(
     echoed = bytearray(size)
     view = memoryview(echoed)
     crc = 0
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
