@@ -42,6 +42,7 @@ SMALL = {
         "cpu_iters": 20_000,
         "cpu_kind": "python",
     },
+    "io_spin": {"k": 2, "d": 0.002, "spin": 50},
 }
 # A model that cannot run a test's usual workload (asyncio_processes needs a hybrid
 # flavour) runs mixed with these parameters instead.
