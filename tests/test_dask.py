@@ -168,16 +168,52 @@ def test_a_local_cluster_matches_serial_and_listens_on_loopback_only(
         info = model.info()
         assert (info["dask_processes"], info["dask_threads"]) == (2, 1 * 2)
         assert info["dask_scheduler"] == "local"
-        assert len(model.child_pids()) == 2
+        workers = model.child_pids()
+        assert len(workers) == 2
+        # This process (the client), two workers, the scheduler and the nannies' process.
+        assert len(model.pids()) == 1 + 2 + 1 + 1
         assert model.run(CPU, SMALL_CPU, 5) == serial(CPU, SMALL_CPU, 5)
         assert model.run(IO, {"k": 2, "d": 0.002}, 7) == serial(IO, {"k": 2, "d": 0.002}, 7)
-        # Scheduler, its HTTP server and the nannies live here; the workers are children.
-        sockets = listening(model.pids())
-        assert {pid for pid, _, _ in sockets} >= set(model.pids())
+        # Scheduler, its HTTP server, nannies and workers: all listen, on loopback only.
+        others = [pid for pid in model.pids() if pid != os.getpid()]
+        sockets = listening(others)
+        assert {pid for pid, _, _ in sockets} == set(others)
         assert {host for _, host, _ in sockets} == {"127.0.0.1"}, sockets
         before = model.cpu_seconds()
         model.run(CPU, {"n": 300_000, "yield_every": 1000}, 2)
         assert model.cpu_seconds() > before
+    assert not any(psutil.pid_exists(pid) for pid in others)
+
+
+@needs_dask
+@pytest.mark.slow
+def test_a_sigkilled_owner_leaves_no_cluster_behind(tmp_path: Path) -> None:
+    """The cluster's processes watch their parent: even SIGKILL of the owner ends them."""
+    script = tmp_path / "owner.py"
+    script.write_text(_CTRL_C_SCRIPT)
+    tag = f"dask-sigkill-{uuid.uuid4().hex}"
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, TAG_ENV: tag, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        assert len(tagged(tag)) >= 5  # owner, scheduler, nannies' process, two workers
+        proc.kill()
+        proc.wait(10)
+        left = wait_gone(tag, timeout=20)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for straggler in tagged(tag):
+            with contextlib.suppress(psutil.Error):
+                straggler.kill()
+    assert left == []
 
 
 @needs_dask

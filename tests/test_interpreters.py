@@ -279,3 +279,45 @@ def test_the_whole_workloads_package_imports_in_a_subinterpreter() -> None:
     assert pool_mod.import_problem("workloads") is None
     for spec in WORKLOADS.values():
         assert InterpretersModel.unsupported(spec) is None, spec.name
+
+
+# A dask cluster and an interpreter pool alive in one process, as in the suite's CPU batch.
+_BESIDE_DASK = """
+from workloads import get_workload
+from workloads.models.dask_model import DaskModel
+from workloads.models.interpreters import InterpretersModel
+
+if __name__ == "__main__":
+    spec, params = get_workload("cpu_loop"), {"n": 1_000_000, "yield_every": 1000}
+    with DaskModel(workers=2) as cluster, InterpretersModel(workers=2) as pool:
+        expected = [spec.sync(i, **params) for i in range(4)]
+        for _ in range(4):
+            assert cluster.run(spec, params, 4) == expected
+            assert pool.run(spec, params, 4) == expected
+    print("ok")
+"""
+
+
+@needs_subinterpreters
+@pytest.mark.slow
+def test_subinterpreters_run_beside_a_dask_cluster(tmp_path: Path) -> None:
+    """3.13.0 aborts when a dask scheduler runs in the process beside subinterpreters;
+    the dask model keeps its scheduler in a process of its own.  Run in a child process,
+    so that a crash fails this test instead of ending the session."""
+    pytest.importorskip("distributed")
+    import subprocess
+
+    script = tmp_path / "beside_dask.py"
+    script.write_text(_BESIDE_DASK)
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"

@@ -1,32 +1,43 @@
 """dask: the ``sync`` flavour on a dask.distributed cluster, what work that outgrows one
 machine moves to.
 
-By default the model starts a ``LocalCluster`` (scheduler in this process, worker
-processes under nannies).  ``workers`` is how many tasks run at once: split as evenly
-as it divides into at most one process per core (``2 -> 2 x 1`` on 2 cores,
-``32 -> 2 x 16``), so CPU cells get one single-threaded process per core and I/O cells
-threads.  Given ``dask_scheduler`` ("tcp://HOST:PORT", the suite's ``--dask-scheduler``)
-it connects to that cluster instead and leaves it running; its own workers and threads
-then set the concurrency (``dask_threads`` in the results).
+By default the model starts a private cluster on this machine with the same commands a
+user would type, ``dask scheduler`` and ``dask worker`` (nannies, worker processes),
+each in a session of its own, and connects a ``Client`` to it.  The scheduler is not in
+this process (as in ``LocalCluster``): it would share this process's GIL with the timed
+calls, and on CPython 3.13.0 an in-process scheduler running beside subinterpreters
+(the ``interpreters`` model, in the same batch) aborts the process ("free(): invalid
+pointer").  ``workers`` is how many tasks run at once, split as evenly as it divides
+into at most one process per core (``2 -> 2 x 1`` on 2 cores, ``32 -> 2 x 16``): CPU
+cells get one single-threaded process per core, I/O cells threads.
+
+Given ``dask_scheduler`` ("tcp://HOST:PORT", the suite's ``--dask-scheduler``) it
+connects to that cluster instead and leaves it running; its own workers and threads then
+set the concurrency (``dask_threads`` in the results).
 
 Everything started here listens on 127.0.0.1 only: the scheduler, its HTTP server (the
-dashboard itself is off; its default binds every interface on :8787), the nannies and
-the workers.  A task whose worker dies fails the run (no silent retry on another
-worker, which would time a different cell), and close() is bounded: what the cluster
-does not stop in time is killed.
+dashboard is off; its default binds every interface on :8787), the nannies and the
+workers.  A task whose worker dies fails the run (no silent retry on another worker,
+which would time a different cell).  close() is bounded: SIGTERM, then SIGKILL to the
+cluster's process groups.  Each process of the cluster ends itself when its parent
+dies, so not even a SIGKILL of this process leaves one behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
-import multiprocessing.resource_tracker
+import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -40,6 +51,9 @@ CONNECT_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 60.0
 CLOSE_WAIT_S = 10.0
 LOOPBACK = "127.0.0.1"
+# Set in the environment of the cluster this model starts: its processes then end when
+# their parent does (see dask_setup).
+PARENT_ENV = "BOUNDBENCH_DASK_OWNER"
 _ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss|inproc)://\[?[\w.:-]+\]?(:\d+)?$")
 
 
@@ -62,16 +76,39 @@ def split_workers(workers: int, cores: int) -> tuple[int, int]:
     return processes, workers // processes
 
 
-def dask_setup(worker: Any) -> None:
-    """Worker preload: Ctrl-C signals the whole process group; this process alone (the
-    nannies live here) ends the workers, so a worker never dies half-way on its own."""
-    with contextlib.suppress(ValueError):  # not the main thread: nothing to do
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def dask_setup(server: Any) -> None:
+    """Preload of the cluster's scheduler, nannies and workers (``--preload``).
+
+    Each process watches its parent and ends itself (SIGTERM: a graceful close) when the
+    parent is gone, however it went: the dask CLI has no such option, and a scheduler
+    left running would hold its port and a worker its CPU.  Workers also ignore SIGINT:
+    the model that owns them ends them.
+    """
+    if PARENT_ENV not in os.environ:
+        return  # someone else's cluster preloading this module: leave it alone
+    if type(server).__name__ == "Worker":
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to do
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="boundbench-parent-watch", daemon=True).start()
 
 
 def _is_loopback(address: str) -> bool:
     host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
     return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def _in_groups(proc: psutil.Process, commands: list[subprocess.Popen[bytes]]) -> bool:
+    try:
+        return os.getpgid(proc.pid) in {command.pid for command in commands}
+    except (OSError, psutil.Error):
+        return False
 
 
 class DaskModel(Model):
@@ -96,12 +133,13 @@ class DaskModel(Model):
         self.scheduler_address = (
             None if dask_scheduler is None else check_scheduler_address(dask_scheduler)
         )
-        self.cluster: Any = None
         self.client: Any = None
         self.threads = 0
         self.processes = 0
         self._worker_pids: list[int] = []
-        self._spawned: list[psutil.Process] = []
+        # The private cluster: its two commands (scheduler, workers) and their logs.
+        self._commands: list[subprocess.Popen[bytes]] = []
+        self._folder: Path | None = None
 
     # -- start ------------------------------------------------------------------------
     def start(self) -> DaskModel:
@@ -111,8 +149,9 @@ class DaskModel(Model):
         client_cls = _distributed().Client
         try:
             if self.scheduler_address is None:
-                self.cluster = self._local_cluster()
-                self.client = client_cls(self.cluster, timeout=START_TIMEOUT_S)
+                address, processes = self._start_cluster()
+                self.client = client_cls(address, timeout=START_TIMEOUT_S)
+                self.client.wait_for_workers(processes, timeout=START_TIMEOUT_S)
             else:
                 self.client = self._connect(client_cls, self.scheduler_address)
             self._learn_workers()
@@ -126,44 +165,74 @@ class DaskModel(Model):
         super().start()
         return self
 
-    def _local_cluster(self) -> Any:
-        dask: Any = importlib.import_module("dask")
+    def _start_cluster(self) -> tuple[str, int]:
+        """Start ``dask scheduler`` and ``dask worker`` on loopback; (address, processes)."""
         assert self.workers is not None
         processes, threads = split_workers(self.workers, cpu_count())
-        before = {child.pid for child in psutil.Process().children()}
-        config = {
+        self._folder = folder = Path(tempfile.mkdtemp(prefix="boundbench-dask-"))
+        info_file = folder / "scheduler.json"
+        env = {
+            **os.environ,
+            PARENT_ENV: str(os.getpid()),
+            # The workers unpickle tasks from workloads (and a user's module): give them
+            # this process's import path, as multiprocessing's spawn would.
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if isinstance(p, str) and p),
             # A task on a worker that died fails at once instead of moving to another
             # worker: one dead worker fails one cell, as with the process pool.
-            "distributed.scheduler.allowed-failures": 0,
+            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
         }
-        try:
-            with dask.config.set(config):
-                return _distributed().LocalCluster(
-                    n_workers=processes,
-                    threads_per_worker=threads,
-                    processes=True,
-                    host=LOOPBACK,
-                    scheduler_port=0,
-                    # Off; the scheduler's HTTP server (health, metrics) still starts,
-                    # so put it on loopback and a free port.
-                    dashboard_address=None,
-                    scheduler_kwargs={"dashboard": False, "dashboard_address": f"{LOOPBACK}:0"},
-                    worker_dashboard_address=None,
-                    silence_logs=logging.CRITICAL,
-                    preload=[__name__],
-                    # No memory manager pausing or spilling workers mid-cell.
-                    memory_limit=0,
+        loopback = ["--host", LOOPBACK, "--no-dashboard", "--dashboard-address", f"{LOOPBACK}:0"]
+        self._launch(
+            ["scheduler", "--port", "0", *loopback, "--scheduler-file", str(info_file),
+             "--preload", __name__],
+            env,
+            folder / "scheduler.log",
+        )  # fmt: skip
+        address = self._wait_for_address(info_file)
+        self._launch(
+            ["worker", address, *loopback, "--nworkers", str(processes),
+             "--nthreads", str(threads), "--nanny", "--memory-limit", "0",
+             "--death-timeout", str(int(START_TIMEOUT_S)),
+             "--preload", __name__, "--preload-nanny", __name__],
+            env,
+            folder / "workers.log",
+        )  # fmt: skip
+        return address, processes
+
+    def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        with log.open("wb") as out:
+            self._commands.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dask", *argv],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    # Its own session: a Ctrl-C in the terminal reaches only this
+                    # process, which ends the cluster in order.
+                    start_new_session=True,
                 )
-        finally:
-            # Remember every process the cluster spawned, even one that failed to start,
-            # so close() can make sure it is gone.  The resource tracker that spawning
-            # started is shared by every pool of this process: the session stops it.
-            tracker = getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)
-            self._spawned = [
-                child
-                for child in psutil.Process().children()
-                if child.pid not in before and child.pid != tracker
-            ]
+            )
+
+    def _wait_for_address(self, info_file: Path) -> str:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        scheduler = self._commands[0]
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                return str(json.loads(info_file.read_text())["address"])
+            if scheduler.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise self._fail(f"the dask scheduler did not start: {self._log_tail('scheduler.log')}")
+
+    def _log_tail(self, name: str) -> str:
+        if self._folder is None:
+            return "no log"
+        try:
+            lines = (self._folder / name).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1] if lines else "empty log"
 
     def _connect(self, client_cls: Any, address: str) -> Any:
         started = time.monotonic()
@@ -189,8 +258,10 @@ class DaskModel(Model):
             # this machine; a remote cluster's CPU cannot be read from here.
             pids = self.client.run(os.getpid)
             self._worker_pids = [pid for pid in pids.values() if isinstance(pid, int)]
-            if self.scheduler_address is not None:
-                self._worker_pids.append(self.client.run_on_scheduler(os.getpid))
+            # The scheduler's and the nannies' work is part of the cost too.
+            self._worker_pids.append(self.client.run_on_scheduler(os.getpid))
+            if self._commands:
+                self._worker_pids.append(self._commands[1].pid)
 
     # -- run --------------------------------------------------------------------------
     def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
@@ -226,23 +297,35 @@ class DaskModel(Model):
     # -- close ------------------------------------------------------------------------
     def close(self) -> None:
         client, self.client = self.client, None
-        cluster, self.cluster = self.cluster, None
-        spawned, self._spawned = self._spawned, []
+        commands, self._commands = self._commands, []
+        folder, self._folder = self._folder, None
         # Every step bounded: a worker busy in a task, or a scheduler gone, must not hang.
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close(timeout=CLOSE_WAIT_S)
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close(timeout=CLOSE_WAIT_S)
-        # What the cluster did not stop in time (or spawned before failing) is killed.
-        alive = [proc for proc in spawned if proc.is_running()]
-        for proc in alive:
+        # Workers first (their nannies close them), then the scheduler; SIGKILL to a
+        # process group that has not left in time.
+        for command in reversed(commands):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(command.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                command.wait(CLOSE_WAIT_S)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(command.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                command.wait(5)
+        # A process of the group that outlived its leader (a worker the nanny lost).
+        leftovers = [
+            proc
+            for proc in psutil.process_iter()
+            if proc.pid in {c.pid for c in commands} or _in_groups(proc, commands)
+        ]
+        for proc in leftovers:
             with contextlib.suppress(psutil.Error):
-                for child in proc.children(recursive=True):
-                    child.kill()
                 proc.kill()
-        psutil.wait_procs(alive, timeout=5)
+        psutil.wait_procs(leftovers, timeout=5)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         self._worker_pids = []
         super().close()
 
@@ -251,8 +334,8 @@ class DaskModel(Model):
         return [os.getpid(), *self._worker_pids]
 
     def child_pids(self) -> list[int]:
-        # Only processes of our own local cluster: an external cluster's are not ours.
-        return list(self._worker_pids) if self.scheduler_address is None else []
+        # The worker processes of our own cluster: an external cluster's are not ours.
+        return self._worker_pids[: self.processes] if self._commands else []
 
     def info(self) -> dict[str, Any]:
         return {
