@@ -5,9 +5,10 @@ Groups ``scale:io_sleep`` (``k`` sleeps of ``d`` seconds per task) and ``scale:i
 each at every task count of the profile for the single-process schedulers (generator,
 asyncio, uvloop, gevent) and for threads with one thread per task.  In ``full`` the
 schedulers go on to 100,000 tasks; threads stop at 10,000 (``kernel.pid_max`` here is
-32,768, and 10,000 threads already take seconds a round: the GIL convoy of 10,000
-waking threads).  In ``standard`` threads stop at 1,000: starting 10,000 of them took
-10-17 s here and each round 5-9 s, more than the group's whole budget.
+32,768).  In ``standard`` threads stop at 1,000: 10,000 threads took 14-20 s to start
+here and 3-18 s a round (~1.6 ms of CPU per task, mostly the kernel's: 10,000 threads
+waking at once convoy on the GIL, and the machine is saturated meanwhile), more than the
+group's whole budget; one such cell costs ~90 s in ``full``.
 
 Processes are not in this group: one process per task is capped at 32 workers
 (``PROCESS_CAP``), so past 32 tasks a pool runs its tasks in waves and its efficiency
@@ -47,9 +48,10 @@ probed by exhausting it.  All the thread pools of the group are alive at once (i
 cells' rounds are interleaved), so the plan counts them together.  Pools are closed when
 the group is done (the harness's model cache is emptied after each batch).
 
-Per profile (``SCALE_PROFILES``): ``quick`` smoke sizes; ``standard`` ~30 s; ``full``
-the issue's anchor (3 x 50 ms sleeps per task), 100,000-task schedulers and 10,000
-threads (minutes).
+Per profile (``SCALE_PROFILES``), all with the issue's anchor of 3 sleeps of 50 ms per
+task (quick: 5 ms): ``quick`` ~9 s; ``standard`` ~32 s on this 2-core host (of which
+~5 s are the memory processes); ``full`` adds 100,000-task schedulers (4-12 s a round)
+and 10,000 threads, ~6-7 minutes.
 """
 
 from __future__ import annotations
@@ -84,8 +86,6 @@ from workloads.models import Model, ModelError
 
 SCHEDULERS = ("generator", "asyncio", "uvloop", "gevent")
 SCALE_WORKLOADS = ("io_sleep", "io_spin")
-# A generous resident estimate per task for the memory check (measured: 0.1-3 KiB).
-TASK_BYTES = 16 * 1024
 # Descriptors a model opens (an event loop's selector and self-pipe; gevent's pipes).
 MODEL_DESCRIPTORS = {"asyncio": 4, "uvloop": 4, "gevent": 4}
 LIMIT_PREFIX = "OS limit: "
@@ -98,46 +98,39 @@ class ScaleProfile:
     # task counts of the schedulers, and of threads (one thread per task)
     tasks: tuple[int, ...]
     thread_tasks: tuple[int, ...]
-    rounds: int
-    warmup: int
-    # cells with at least ``big_tasks`` tasks take seconds a round: fewer rounds
-    big_tasks: int
-    big_rounds: int
+    # task count -> measured rounds, and warm-up rounds
+    rounds: Mapping[int, int]
+    warmup: Mapping[int, int]
 
 
 SCALE_PROFILES: dict[str, ScaleProfile] = {
-    # A smoke run: every model and both workloads, small counts, 10 ms tasks.
+    # A smoke run: every model and both workloads, small counts, 15 ms tasks.
     "quick": ScaleProfile(
-        params={"io_sleep": {"k": 2, "d": 0.005}, "io_spin": {"k": 2, "d": 0.005, "spin": 64}},
+        params={"io_sleep": {"k": 3, "d": 0.005}, "io_spin": {"k": 3, "d": 0.005, "spin": 64}},
         tasks=(10, 1000),
         thread_tasks=(10, 100),
-        rounds=3,
-        warmup=0,
-        big_tasks=1000,
-        big_rounds=3,
+        rounds={10: 3, 100: 3, 1000: 3},
+        warmup={},
     ),
-    # 2 x 50 ms per task (the I/O group's io_sleep has 2 x 50 ms too, but these cells
-    # are told apart by their group): the schedulers' per-task cost is a few to tens
-    # of µs, so at 10,000 tasks it is a visible share of a 100 ms ideal.  No warm-up: the
-    # rounds are interleaved, so a cell's first round is not the session's first.
+    # The issue's anchor, 3 x 50 ms per task, so its efficiencies compare directly (and
+    # no cell has the same workload and parameters as an I/O-group cell: a report keys
+    # cells by them).  No warm-up: the rounds are interleaved, so a cell's first round
+    # is not the session's first.  Two rounds at 10 tasks (a cell at 0.99 of its ideal
+    # whose figure is the sleeps' own jitter); three elsewhere: the group's ~30 s.
     "standard": ScaleProfile(
-        params={"io_sleep": {"k": 2, "d": 0.05}, "io_spin": {"k": 2, "d": 0.05, "spin": 64}},
+        params={"io_sleep": {"k": 3, "d": 0.05}, "io_spin": {"k": 3, "d": 0.05, "spin": 64}},
         tasks=(10, 100, 1000, 10_000),
         thread_tasks=(10, 100, 1000),
-        rounds=3,
-        warmup=0,
-        big_tasks=10_000,
-        big_rounds=3,
+        rounds={10: 2, 100: 3, 1000: 3, 10_000: 3},
+        warmup={},
     ),
-    # The issue's anchor: 3 sleeps of 50 ms per task.
+    # Depth: 100,000-task schedulers (seconds a round) and 10,000 threads.
     "full": ScaleProfile(
-        params={"io_sleep": {"k": 3, "d": 0.05}, "io_spin": {"k": 3, "d": 0.05, "spin": 96}},
+        params={"io_sleep": {"k": 3, "d": 0.05}, "io_spin": {"k": 3, "d": 0.05, "spin": 64}},
         tasks=(10, 100, 1000, 10_000, 100_000),
         thread_tasks=(10, 100, 1000, 10_000),
-        rounds=5,
-        warmup=1,
-        big_tasks=10_000,
-        big_rounds=3,
+        rounds={10: 5, 100: 5, 1000: 5, 10_000: 3, 100_000: 3},
+        warmup={10: 1, 100: 1, 1000: 1},
     ),
 }
 
@@ -149,17 +142,20 @@ def scale_profile(config: pytest.Config) -> ScaleProfile:
 # -- limits -----------------------------------------------------------------------------
 
 
-def cell_refusal(model: str, tasks: int, threads_before: int = 0) -> limits.Refusal | None:
-    """The OS limit a cell would hit, read now; ``threads_before``: pool threads planned
-    before this one that will be alive beside it."""
+def cell_refusal(
+    model: str, tasks: int, threads_before: int = 0, facts: limits.Facts | None = None
+) -> limits.Refusal | None:
+    """The OS limit a cell would hit (limits read now, or ``facts``); ``threads_before``:
+    pool threads planned before this one that will be alive beside it."""
+    facts = limits.read_facts() if facts is None else facts
     if model == "threads":
-        refusal = limits.thread_refusal(threads_before + tasks)
+        refusal = limits.thread_refusal(threads_before + tasks, facts)
         if refusal is not None:
             return refusal
-    refusal = limits.memory_refusal(tasks * TASK_BYTES)
+    refusal = limits.memory_refusal(tasks * limits.TASK_RESIDENT_BYTES, facts)
     if refusal is not None:
         return refusal
-    return limits.descriptor_refusal(MODEL_DESCRIPTORS.get(model, 0))
+    return limits.descriptor_refusal(MODEL_DESCRIPTORS.get(model, 0), facts)
 
 
 def limit_reason(refusal: limits.Refusal) -> str:
@@ -176,8 +172,9 @@ def scale_params(config: pytest.Config, workload: str) -> list[Any]:
     # smaller ones beside it (pools are shared by the two workloads' cells).
     beside = 0
     refused: dict[tuple[str, int], str] = {}
+    facts = limits.read_facts()
     for model, tasks, _ in sorted(cells, key=lambda cell: (cell[0] != "threads", cell[1])):
-        refusal = cell_refusal(model, tasks, beside if model == "threads" else 0)
+        refusal = cell_refusal(model, tasks, beside if model == "threads" else 0, facts)
         if refusal is not None:
             refused[(model, tasks)] = limit_reason(refusal)
         elif model == "threads":
@@ -391,7 +388,6 @@ def _nothing() -> None:
 
 def build(config: pytest.Config, workload: str, model: str, tasks: int, workers: int) -> ScaleCell:
     profile = scale_profile(config)
-    big = tasks >= profile.big_tasks
     base = model_cell(
         get_profile(config),
         workload=workload,
@@ -399,8 +395,8 @@ def build(config: pytest.Config, workload: str, model: str, tasks: int, workers:
         tasks=tasks,
         workers=workers,
         params=dict(profile.params[workload]),
-        rounds=profile.big_rounds if big else profile.rounds,
-        warmup=0 if big else profile.warmup,
+        rounds=profile.rounds.get(tasks, 3),
+        warmup=profile.warmup.get(tasks, 0),
         group=f"scale:{workload}",
     )
     plan = config.stash.setdefault(MEMORY_PLAN, MemoryPlan())

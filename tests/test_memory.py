@@ -103,6 +103,21 @@ def test_memory_grows_with_tasks(model: str, tag: str) -> None:
     assert 0.2 < rows[10_000]["kb_per_task"] < 50, rows[10_000]
 
 
+def test_only_big_pools_run_alone() -> None:
+    assert memory.runs_alone(memory.Job("threads", "io_sleep", (), (10, 10_000)))
+    assert not memory.runs_alone(memory.Job("threads", "io_sleep", (), (10, 1000)))
+    assert not memory.runs_alone(memory.Job("asyncio", "io_sleep", (), (100_000,)))
+
+
+def test_a_failing_job_fails_alone(tag: str) -> None:
+    good = memory.Job("generator", "io_sleep", (("d", 0.01), ("k", 1)), (10,))
+    bad = memory.Job("asyncio", "io_sleep", (("d", 0.0001), ("k", 1)), (10,))
+    rows = memory.measure_jobs([good, bad], timeout=60)
+    assert rows[good][0]["skipped"] is None
+    assert rows[good][0]["kb_per_task"] is not None
+    assert "below the 0.001 s minimum" in rows[bad][0]["skipped"]
+
+
 def test_a_job_past_its_timeout_is_killed_with_its_group(tag: str) -> None:
     job = memory.Job("asyncio", "io_sleep", (("d", 30.0), ("k", 1)), (10,))
     started = time.monotonic()

@@ -160,7 +160,9 @@ def test_a_limit_met_when_the_pool_is_built_skips_the_cell(
 def test_collection_counts_the_group_pools_together(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
 
-    def fake(model: str, tasks: int, threads_before: int = 0) -> limits.Refusal | None:
+    def fake(
+        model: str, tasks: int, threads_before: int = 0, facts: limits.Facts | None = None
+    ) -> limits.Refusal | None:
         if model != "threads":
             return None
         seen.append(threads_before + tasks)

@@ -57,6 +57,9 @@ DEFAULT_STACK_BYTES = 2 * 1024 * 1024
 ARENA_RESERVE_BYTES = 1024 * 1024 * 1024
 UNLIMITED = resource.RLIM_INFINITY
 
+# limit name -> (its value, in use now); None where unknown or unlimited
+Facts = dict[str, tuple[int, int] | None]
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -228,10 +231,10 @@ def _map_count() -> int | None:
         return None
 
 
-def read_facts() -> dict[str, tuple[int, int] | None]:
+def read_facts() -> Facts:
     """Every limit this module knows: name -> (value, in use), None where unknown/unlimited."""
     mem = _meminfo()
-    facts: dict[str, tuple[int, int] | None] = {}
+    facts: Facts = {}
     tasks = _machine_tasks()
     for name, path in (
         ("kernel.threads-max", PROC / "sys/kernel/threads-max"),
@@ -279,9 +282,7 @@ def read_facts() -> dict[str, tuple[int, int] | None]:
     return facts
 
 
-def _first_refusal(
-    facts: dict[str, tuple[int, int] | None], needs: dict[str, int], unit: dict[str, str]
-) -> Refusal | None:
+def _first_refusal(facts: Facts, needs: dict[str, int], unit: dict[str, str]) -> Refusal | None:
     for name, need in needs.items():
         known = facts.get(name)
         if known is None or need <= 0:
@@ -293,9 +294,7 @@ def _first_refusal(
     return None
 
 
-def thread_refusal(
-    count: int, facts: dict[str, tuple[int, int] | None] | None = None
-) -> Refusal | None:
+def thread_refusal(count: int, facts: Facts | None = None) -> Refusal | None:
     """The limit ``count`` more threads of this process would hit, or None."""
     facts = read_facts() if facts is None else facts
     stack = stack_bytes()
@@ -318,18 +317,14 @@ def thread_refusal(
     return _first_refusal(facts, needs, units)
 
 
-def descriptor_refusal(
-    count: int, facts: dict[str, tuple[int, int] | None] | None = None
-) -> Refusal | None:
+def descriptor_refusal(count: int, facts: Facts | None = None) -> Refusal | None:
     """The limit ``count`` more open descriptors of this process would hit, or None."""
     facts = read_facts() if facts is None else facts
     needs = {"RLIMIT_NOFILE": count, "fs.file-max": count}
     return _first_refusal(facts, needs, dict.fromkeys(needs, "descriptors"))
 
 
-def memory_refusal(
-    nbytes: int, facts: dict[str, tuple[int, int] | None] | None = None
-) -> Refusal | None:
+def memory_refusal(nbytes: int, facts: Facts | None = None) -> Refusal | None:
     """The limit allocating ``nbytes`` more in this process would hit, or None."""
     facts = read_facts() if facts is None else facts
     needs = {"MemAvailable": nbytes, "cgroup memory limit": nbytes, "RLIMIT_AS": nbytes}
@@ -345,6 +340,7 @@ __all__ = [
     "HEADROOM",
     "TASK_RESIDENT_BYTES",
     "THREAD_RESIDENT_BYTES",
+    "Facts",
     "Refusal",
     "descriptor_refusal",
     "memory_refusal",

@@ -1,14 +1,16 @@
 """Peak memory per task of a model, measured without disturbing any timed run.
 
-Method: the kernel's own high-water mark, in a fresh process.  For each (model,
-workload), one new interpreter (``python -m workloads.memory``) starts the model, makes
-one warm-up run of one task, and then for each task count, smallest first: returns
-freed memory to the OS (``settle``), resets each process's peak resident size
-(``echo 5 > /proc/PID/clear_refs``), reads its resident size (``VmRSS``: the idle
-level), runs the tasks once, and reads the peak (``VmHWM``).  Every process doing the
-model's work is counted (``Model.pids()``: the gevent worker too).  KiB per task =
-sum over those processes of (peak - idle) / tasks.  The benchmark runs these processes
-after all its timed rounds, side by side (memory does not depend on timing).
+Method: the kernel's own high-water mark, in a fresh process.  One new interpreter
+(``python -m workloads.memory --jobs FILE``) imports the models and forks a child per
+(model, workload); each child starts the model, makes one warm-up run of one task, and
+then for each task count, smallest first: returns freed memory to the OS (``settle``),
+resets each process's peak resident size (``echo 5 > /proc/PID/clear_refs``), reads its
+resident size (``VmRSS``: the idle level), runs the tasks once, and reads the peak
+(``VmHWM``).  Every process doing the model's work is counted (``Model.pids()``: the
+gevent worker too).  KiB per task = sum over those processes of (peak - idle) / tasks.
+The children run side by side (memory does not depend on timing), except those that
+build big pools (``runs_alone``), and the benchmark starts them after all its timed
+rounds.
 
 Why this method:
 - Nothing samples during a run: the kernel keeps the peak anyway.  A sampling thread
@@ -18,8 +20,10 @@ Why this method:
 - A fresh process, because a peak of resident memory is blind to memory the process
   already holds: an allocator reuses what earlier work freed (Python keeps partly used
   arenas; glibc keeps freed heap), so in the long-lived benchmark process a run of
-  1,000 asyncio tasks read 0.2 KiB per task, and 2 KiB in a fresh one.  Counts go up
-  by tenfold steps, so what a smaller count left behind is a small share of the next.
+  1,000 asyncio tasks read 0.2 KiB per task, and 2 KiB in a fresh one.  A fork of an
+  interpreter that has only imported has such a clean heap, without paying for an
+  interpreter per job.  Counts go up by tenfold steps, so what a smaller count left
+  behind is a small share of the next.
 - The warm-up run keeps one-off costs (lazy imports, caches) out of the first count.
 
 Pools are started before the reset (as everywhere in the suite, untimed), so a
@@ -53,13 +57,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
-METHOD = "clear_refs+VmHWM, fresh process per model and workload"
+METHOD = "clear_refs+VmHWM, a fresh forked process per model and workload"
 PROC = Path("/proc")
 # Writing this to clear_refs resets the peak resident size (Linux >= 4.0).
 _RESET_PEAK = b"5"
 _ROOT = Path(__file__).resolve().parents[1]
+# A job whose pool has this many workers or more runs alone (``runs_alone``).
+BIG_POOL = 2_000
 
 T = TypeVar("T")
 
@@ -257,98 +263,91 @@ def measure_model(
     return out
 
 
-# -- from the benchmark process: fresh processes, side by side ---------------------------
+# -- from the benchmark process: one fresh process, a forked child per job ---------------
 
 
 @dataclass(frozen=True)
 class Job:
-    """One fresh process's work: a model, a workload and its parameters, task counts."""
+    """One child's work: a model, a workload (a ``resolve_workload`` reference) and its
+    parameters, task counts."""
 
     model: str
     workload: str
     params: tuple[tuple[str, Any], ...]
     counts: tuple[int, ...]
 
-    def argv(self, timeout: float) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "workloads.memory",
-            "--model",
-            self.model,
-            "--workload",
-            self.workload,
-            "--params",
-            json.dumps(dict(self.params)),
-            "--tasks",
-            ",".join(map(str, self.counts)),
-            "--timeout",
-            str(timeout),
-        ]
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "workload": self.workload,
+            "params": dict(self.params),
+            "counts": list(self.counts),
+        }
 
 
 def measure_jobs(jobs: Iterable[Job], timeout: float = 300.0) -> dict[Job, list[dict[str, Any]]]:
-    """Run every job in a fresh process of its own, all at once; their rows by job.
+    """Measure every job, all at once, each in a child of one fresh process; rows by job.
 
-    A job that fails or outlives ``timeout`` gets one row per count with the reason in
-    ``skipped``.  Each process leads its own process group and is killed with it on
-    timeout or interruption.
+    One new interpreter imports the models once and forks a child per job (a fork of
+    an interpreter that has only imported has a clean heap, and the children run side
+    by side without paying for an interpreter each).  A job that fails or outlives
+    ``timeout`` gets one row per count with the reason in ``skipped``.  The process
+    leads its own process group and is killed with it on timeout or interruption.
     """
+    todo = list(dict.fromkeys(jobs))
+    if not todo:
+        return {}
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
-    running: list[tuple[Job, subprocess.Popen[bytes], IO[bytes], IO[bytes]]] = []
-    results: dict[Job, list[dict[str, Any]]] = {}
-    deadline = time.monotonic() + timeout
     with contextlib.ExitStack() as files:
+        spec = files.enter_context(tempfile.NamedTemporaryFile("w", suffix=".json"))
+        json.dump([job.as_json() for job in todo], spec)
+        spec.flush()
+        out = files.enter_context(tempfile.TemporaryFile())
+        err = files.enter_context(tempfile.TemporaryFile())
+        argv = [sys.executable, "-m", "workloads.memory", "--jobs", spec.name]
+        proc = subprocess.Popen(
+            [*argv, "--timeout", str(timeout)],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=_ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        # The children have ``timeout`` each, side by side but for the big pools; the
+        # rest is start-up.
+        waves = 1 + sum(runs_alone(job) for job in todo)
         try:
-            for job in dict.fromkeys(jobs):
-                out = files.enter_context(tempfile.TemporaryFile())
-                err = files.enter_context(tempfile.TemporaryFile())
-                proc = subprocess.Popen(
-                    job.argv(timeout),
-                    stdout=out,
-                    stderr=err,
-                    stdin=subprocess.DEVNULL,
-                    cwd=_ROOT,
-                    env=env,
-                    start_new_session=True,
-                )
-                running.append((job, proc, out, err))
-            for entry in running:
-                results[entry[0]] = _collect(*entry, deadline, timeout)
+            code = proc.wait(waves * timeout + 60)
+        except subprocess.TimeoutExpired:
+            return {
+                job: _failed(job, f"memory measurement unfinished after {timeout} s")
+                for job in todo
+            }
         finally:
-            for _job, proc, _out, _err in running:
-                if proc.poll() is None:
-                    _kill_group(proc)
-    return results
-
-
-def _collect(
-    job: Job,
-    proc: subprocess.Popen[bytes],
-    out: IO[bytes],
-    err: IO[bytes],
-    deadline: float,
-    timeout: float,
-) -> list[dict[str, Any]]:
-    try:
-        code = proc.wait(max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return _failed(job, f"memory measurement unfinished after {timeout} s")
-    out.seek(0)
-    err.seek(0)
-    if code != 0:
-        last = (err.read().decode(errors="replace").strip().splitlines() or ["?"])[-1]
-        return _failed(job, f"memory measurement failed (exit {code}): {last}")
-    try:
-        cells: list[dict[str, Any]] = json.loads(out.read().decode(errors="replace"))["cells"]
-    except (ValueError, KeyError, TypeError):
-        return _failed(job, "memory measurement printed no result")
-    return cells
+            _kill_group(proc)
+        out.seek(0)
+        err.seek(0)
+        if code != 0:
+            last = (err.read().decode(errors="replace").strip().splitlines() or ["?"])[-1]
+            return {
+                job: _failed(job, f"memory measurement failed (exit {code}): {last}")
+                for job in todo
+            }
+        try:
+            rows: list[list[dict[str, Any]]] = json.loads(out.read().decode(errors="replace"))[
+                "jobs"
+            ]
+        except (ValueError, KeyError, TypeError):
+            rows = []
+    if len(rows) != len(todo):
+        return {job: _failed(job, "memory measurement printed no result") for job in todo}
+    return dict(zip(todo, rows, strict=True))
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the process group ``proc`` leads (what it left behind too), and reap it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -359,17 +358,147 @@ def _failed(job: Job, reason: str) -> list[dict[str, Any]]:
     return [_row(tasks, reason) for tasks in job.counts]
 
 
+def job_problem(job: Job) -> str | None:
+    """Why a job cannot run here (unknown or unavailable model, bad workload or params)."""
+    from . import resolve_workload as _resolve
+    from .models import MODELS, unavailable_models
+
+    if job.model not in MODELS:
+        return f"unknown model {job.model!r}; valid: {', '.join(MODELS)}"
+    missing = unavailable_models().get(job.model)
+    if missing:
+        return missing
+    if not job.counts or min(job.counts) < 1:
+        return f"task counts must be positive: {list(job.counts)}"
+    try:
+        _resolve(job.workload).params(**dict(job.params))
+    except (LookupError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def runs_alone(job: Job) -> bool:
+    """Whether a job needs a pool big enough that it must not run beside another such.
+
+    Two children each building 10,000 threads beside the benchmark's own pools came
+    near ``kernel.pid_max`` here, and their GIL convoys starved the machine for minutes;
+    each child checks the limits before building its pool, but two checking at once
+    both see room.
+    """
+    from .models import MODELS
+
+    cls = MODELS.get(job.model)
+    return cls is not None and cls.pooled and max(job.counts, default=0) >= BIG_POOL
+
+
+def fork_jobs(jobs: Sequence[Job], timeout: float) -> list[list[dict[str, Any]]]:
+    """Run each job in a forked child of this process; rows per job, in order.
+
+    The jobs run side by side, except those that build big pools (``runs_alone``): one
+    at a time, after the others.  Each child has ``timeout`` seconds.  Call it in a
+    fresh interpreter that has only imported (``python -m workloads.memory --jobs``):
+    the children inherit its heap.
+    """
+    import importlib.util
+
+    from . import models as _models  # noqa: F401  (imported once, before the forks)
+
+    if importlib.util.find_spec("uvloop") is not None:
+        import uvloop  # noqa: F401  (the children would each import it otherwise)
+    results: list[list[dict[str, Any]] | None] = [None] * len(jobs)
+    runnable = []
+    for index, job in enumerate(jobs):
+        problem = job_problem(job)
+        if problem is None:
+            runnable.append(index)
+        else:
+            results[index] = _failed(job, problem)
+    together = [index for index in runnable if not runs_alone(jobs[index])]
+    waves = [together] + [[index] for index in runnable if runs_alone(jobs[index])]
+    with tempfile.TemporaryDirectory() as scratch:
+        for wave in waves:
+            children = {_fork(jobs[index], scratch, index, timeout): index for index in wave}
+            _reap(jobs, children, scratch, timeout, results)
+    return [
+        rows if rows is not None else _failed(job, "not run")
+        for rows, job in zip(results, jobs, strict=True)
+    ]
+
+
+def _fork(job: Job, scratch: str, index: int, timeout: float) -> int:
+    path = os.path.join(scratch, f"{index}.json")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    # The child: measure, write, leave without running any of the parent's cleanup.
+    code = 1
+    try:
+        rows = measure_model(job.model, job.workload, dict(job.params), job.counts, timeout)
+        with open(path, "w") as handle:
+            json.dump(rows, handle)
+        code = 0
+    except BaseException as exc:  # the parent reports it as the job's failure
+        with contextlib.suppress(OSError), open(path, "w") as handle:
+            json.dump({"error": f"{type(exc).__name__}: {exc}"}, handle)
+    finally:
+        os._exit(code)
+
+
+def _reap(
+    jobs: Sequence[Job],
+    children: dict[int, int],
+    scratch: str,
+    timeout: float,
+    results: list[list[dict[str, Any]] | None],
+) -> None:
+    """Wait for the children (pid -> job index), at most ``timeout``; kill the late ones."""
+    deadline = time.monotonic() + timeout
+    while children:
+        for pid in list(children):
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                index = children.pop(pid)
+                results[index] = _read_rows(jobs[index], os.path.join(scratch, f"{index}.json"))
+        if children and time.monotonic() > deadline:
+            for pid, index in children.items():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                results[index] = _failed(
+                    jobs[index], f"memory measurement unfinished after {timeout} s"
+                )
+            children.clear()
+        time.sleep(0.02)
+
+
+def _read_rows(job: Job, path: str) -> list[dict[str, Any]]:
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return _failed(job, "memory measurement died without a result")
+    if isinstance(data, dict):
+        return _failed(job, f"memory measurement failed: {data.get('error')}")
+    rows: list[dict[str, Any]] = data
+    return rows
+
+
 __all__ = [
     "METHOD",
     "Job",
     "PeakUse",
     "digest",
+    "fork_jobs",
+    "job_problem",
     "measure_jobs",
     "measure_model",
     "peak_during",
     "peak_kb",
     "reset_peak",
     "rss_kb",
+    "runs_alone",
     "settle",
     "unsupported",
 ]
@@ -398,30 +527,51 @@ def _params(text: str) -> dict[str, Any]:
     return value
 
 
+def _jobs(path: str) -> list[Job]:
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+        return [
+            Job(
+                str(item["model"]),
+                str(item["workload"]),
+                tuple(sorted(dict(item.get("params", {})).items())),
+                tuple(int(count) for count in item["counts"]),
+            )
+            for item in data
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read jobs from {path!r}: {exc}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workloads.memory",
-        description="Peak memory per task of one model, in this fresh process (JSON).",
+        description="Peak memory per task of models, measured in this fresh process (JSON).",
     )
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--workload", required=True)
+    parser.add_argument("--model")
+    parser.add_argument("--workload")
     parser.add_argument("--params", type=_params, default={})
-    parser.add_argument("--tasks", type=_counts, required=True, help="e.g. 10,100,1000")
+    parser.add_argument("--tasks", type=_counts, help="e.g. 10,100,1000")
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        metavar="FILE",
+        help="JSON list of {model, workload, params, counts}: a forked child each, at once",
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
-    from . import resolve_workload as _resolve
-    from .models import MODELS, unavailable_models
-
-    if args.model not in MODELS:
-        parser.error(f"unknown model {args.model!r}; valid: {', '.join(MODELS)}")
-    missing = unavailable_models().get(args.model)
-    if missing:
-        parser.error(missing)
-    try:
-        workload = _resolve(args.workload)
-        workload.params(**args.params)
-    except (LookupError, ValueError) as exc:
-        parser.error(str(exc))
+    if args.jobs is not None:
+        if args.model or args.workload or args.tasks:
+            parser.error("--jobs goes alone (without --model, --workload, --tasks)")
+        print(json.dumps({"method": METHOD, "jobs": fork_jobs(args.jobs, args.timeout)}))
+        return 0
+    if not (args.model and args.workload and args.tasks):
+        parser.error("give --model, --workload and --tasks (or --jobs FILE)")
+    job = Job(args.model, args.workload, tuple(sorted(args.params.items())), tuple(args.tasks))
+    problem = job_problem(job)
+    if problem is not None:
+        parser.error(problem)
     cells = measure_model(args.model, args.workload, args.params, args.tasks, args.timeout)
     print(json.dumps({"method": METHOD, "cells": cells}))
     return 0
