@@ -192,7 +192,7 @@ def scale_params(config: pytest.Config, workload: str) -> list[Any]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    workload = metafunc.function.__name__.removeprefix("test_")
+    workload = metafunc.function.__name__.removeprefix("test_scale_")
     if workload in SCALE_WORKLOADS and {"model", "tasks", "workers"} <= set(metafunc.fixturenames):
         metafunc.parametrize(("model", "tasks", "workers"), scale_params(metafunc.config, workload))
 
@@ -427,7 +427,7 @@ def run_cell(benchmark: Any, trials: Trials, node: pytest.Item, model: str, task
 
 
 @cell_builder(build_io_sleep)
-def test_io_sleep(
+def test_scale_io_sleep(
     benchmark: Any,
     trials: Trials,
     request: pytest.FixtureRequest,
@@ -439,7 +439,7 @@ def test_io_sleep(
 
 
 @cell_builder(build_io_spin)
-def test_io_spin(
+def test_scale_io_spin(
     benchmark: Any,
     trials: Trials,
     request: pytest.FixtureRequest,

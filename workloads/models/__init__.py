@@ -28,8 +28,10 @@ from ._base import (
 )
 from .asyncio_model import AsyncioModel, UvloopModel
 from .asyncio_processes import AsyncioProcessesModel
-from .generator import GeneratorModel, run_generators
+from .dask_model import DaskModel
+from .generator import GeneratorModel, Wait, run_generators
 from .gevent_model import GeventModel
+from .interpreters import InterpretersModel
 from .processes import (
     DEFAULT_START_METHOD,
     START_METHODS,
@@ -49,6 +51,8 @@ BUILTIN: tuple[type[Model], ...] = (
     AsyncioModel,
     UvloopModel,
     AsyncioProcessesModel,
+    InterpretersModel,
+    DaskModel,
 )
 
 # Third-party models: ``name = "module:Class"`` in this entry-point group, ``Class`` a
@@ -139,6 +143,7 @@ __all__ = [
     "Model",
     "ModelError",
     "ModelTimeout",
+    "Wait",
     "available_models",
     "cpu_count",
     "default_thread_workers",
