@@ -217,6 +217,22 @@ def test_a_sigkilled_owner_leaves_no_cluster_behind(tmp_path: Path) -> None:
 
 
 @needs_dask
+@pytest.mark.slow
+def test_two_models_in_one_process_do_not_slow_each_other(no_leftovers: None) -> None:
+    """The suite keeps one model per pool size alive: each waits on its own client (with
+    the default client's wait, the older model's runs took 1-4 s instead of ~40 ms)."""
+    io = {"k": 2, "d": 0.005}
+    with DaskModel(workers=2) as older, DaskModel(workers=4) as newer:
+        for model, tasks in ((older, 4), (newer, 8), (older, 4)):
+            times = []
+            for _ in range(3):
+                began = time.perf_counter()
+                assert model.run(IO, io, tasks) == serial(IO, io, tasks)
+                times.append(time.perf_counter() - began)
+            assert min(times) < 0.5, (model.workers, times)
+
+
+@needs_dask
 def test_a_task_error_fails_the_cell_not_the_cluster(no_leftovers: None) -> None:
     with DaskModel(workers=1) as model:
         with pytest.raises(ModelError, match=r"raised ValueError: .*below the 0\.001 s minimum"):
