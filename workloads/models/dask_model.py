@@ -104,9 +104,13 @@ def _is_loopback(address: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
-def _in_groups(proc: psutil.Process, commands: list[subprocess.Popen[bytes]]) -> bool:
+def _alive_in(proc: psutil.Process, commands: list[subprocess.Popen[bytes]]) -> bool:
+    """Whether ``proc`` is a live (not zombie) member of the commands' process groups."""
     try:
-        return os.getpgid(proc.pid) in {command.pid for command in commands}
+        return (
+            os.getpgid(proc.pid) in {command.pid for command in commands}
+            and proc.status() != psutil.STATUS_ZOMBIE
+        )
     except (OSError, psutil.Error):
         return False
 
@@ -188,15 +192,17 @@ class DaskModel(Model):
             env,
             folder / "scheduler.log",
         )  # fmt: skip
-        address = self._wait_for_address(info_file)
+        # Started at once, not after the scheduler: the workers find it through the file
+        # (each command spends a second or two importing distributed).
         self._launch(
-            ["worker", address, *loopback, "--nworkers", str(processes),
-             "--nthreads", str(threads), "--nanny", "--memory-limit", "0",
-             "--death-timeout", str(int(START_TIMEOUT_S)),
+            ["worker", "--scheduler-file", str(info_file), *loopback,
+             "--nworkers", str(processes), "--nthreads", str(threads), "--nanny",
+             "--memory-limit", "0", "--death-timeout", str(int(START_TIMEOUT_S)),
              "--preload", __name__, "--preload-nanny", __name__],
             env,
             folder / "workers.log",
         )  # fmt: skip
+        address = self._wait_for_address(info_file)
         return address, processes
 
     def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> None:
@@ -307,27 +313,28 @@ class DaskModel(Model):
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close(timeout=CLOSE_WAIT_S)
-        # Workers first (their nannies close them), then the scheduler; SIGKILL to a
-        # process group that has not left in time.
-        for command in reversed(commands):
+        # SIGTERM to both at once (each closes in order: the nannies their workers), then
+        # SIGKILL to a process group that has not left in time.
+        for command in commands:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(command.pid, signal.SIGTERM)
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for command in commands:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                command.wait(CLOSE_WAIT_S)
+                command.wait(max(0.0, deadline - time.monotonic()))
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(command.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 command.wait(5)
-        # A process of the group that outlived its leader (a worker the nanny lost).
-        leftovers = [
-            proc
-            for proc in psutil.process_iter()
-            if proc.pid in {c.pid for c in commands} or _in_groups(proc, commands)
-        ]
+        # A process of the groups that outlived its leader (a worker the nanny lost).
+        # Zombies are gone already: reparented, they wait for init to reap them.
+        leftovers = [proc for proc in psutil.process_iter() if _alive_in(proc, commands)]
         for proc in leftovers:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-        psutil.wait_procs(leftovers, timeout=5)
+        deadline = time.monotonic() + 5
+        while any(_alive_in(p, commands) for p in leftovers) and time.monotonic() < deadline:
+            time.sleep(0.02)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         self._worker_pids = []
