@@ -126,6 +126,9 @@ class DaskModel(Model):
     # a worker per core would take tasks/cores x the task time per round.
     worker_choices = (("io", ("tasks",)), ("*", ("cores",)))
     startup_variants = ({},)
+    # A start takes ~3.5 s here (three processes import distributed): a few rounds are
+    # enough for its median, and the profile's 15 would cost a minute.
+    startup_rounds = 5
 
     def __init__(
         self,
