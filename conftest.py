@@ -32,6 +32,7 @@ from workloads import (
 )
 from workloads.machine import library_versions, load_average
 from workloads.models import BROKEN_PLUGINS, DEFAULT_START_METHOD, MODELS, PLUGINS, START_METHODS
+from workloads.models.dask_model import check_scheduler_address
 
 # Version of the keys boundbench writes into saved runs (docs/contract.md); the report
 # and the check read older versions too.
@@ -122,10 +123,11 @@ def pytest_configure(config: pytest.Config) -> None:
             f"valid: {', '.join(MODELS)}"
         )
     scheduler = config.getoption("dask_scheduler")
-    if scheduler is not None and not _is_address(scheduler):
-        raise pytest.UsageError(
-            f"--dask-scheduler: {scheduler!r} is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786)"
-        )
+    if scheduler is not None:
+        try:
+            check_scheduler_address(scheduler)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--dask-scheduler: {exc}") from None
     # Users' workloads are imported and their flavours checked once, before any timing.
     user: list[UserWorkload] = []
     for spec in config.getoption("workload"):
@@ -146,12 +148,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         config.stash[OLD_SIGTERM] = signal.signal(signal.SIGTERM, _terminate)
     config.stash[TRIALS] = Trials(seed=config.getoption("trial_seed"))
-
-
-def _is_address(text: str) -> bool:
-    scheme, sep, rest = text.partition("://")
-    host, colon, port = rest.rpartition(":")
-    return bool(sep and scheme in ("tcp", "tls") and colon and host and port.isdigit())
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:

@@ -62,20 +62,20 @@ PROFILES: dict[str, Profile] = {
             # so many short interleaved rounds give a steadier median than a few long ones.
             "cpu_loop": {"n": 1_000_000, "yield_every": 1_000},
             "cpu_native": {"size": 1 << 20, "rounds": 64},
-            # 100 ms per task: fixed per-run costs (100 submissions, a pipe round trip)
-            # stay a few percent of the ideal.
-            "io_sleep": {"k": 2, "d": 0.05},
+            # 50 ms per task: fixed per-run costs (100 submissions, a pipe round trip)
+            # stay a few percent of the ideal, and serial's 100 tasks take 5 s a round.
+            "io_sleep": {"k": 2, "d": 0.025},
         },
         cpu_tasks=(2, 4),
         io_tasks=(10, 100),
         # 7 rounds: this VM has slow phases of a second or so; a median of 7 rides them out.
         rounds=7,
         warmup=1,
-        cpu_rounds=21,
+        cpu_rounds=11,
         slow_rounds=2,
         seed_loop_n=10_000_000,
         seed_sleep_s=0.2,
-        startup_rounds=15,
+        startup_rounds=10,
         seed_rounds=5,
     ),
     "full": Profile(

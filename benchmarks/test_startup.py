@@ -95,7 +95,7 @@ def startup_cell(config: pytest.Config, model: str, variant: dict[str, Any]) -> 
     options = {**model_options(model, session_settings(config)), **variant}
     return StartupCell(
         group="startup",
-        rounds=profile.startup_rounds,
+        rounds=min(profile.startup_rounds, MODELS[model].startup_rounds or profile.startup_rounds),
         warmup=1,
         # Interleaved with the CPU cells: a start-up is mostly CPU (forks, imports).
         batch=CPU_BATCH,

@@ -68,6 +68,8 @@ class Model:
     worker_choices: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
     # The start-up cells: one per dict of constructor options ([] = no start-up cell).
     startup_variants: ClassVar[tuple[dict[str, Any], ...]] = ()
+    # At most this many start-up rounds (a start that takes seconds: a cluster), or None.
+    startup_rounds: ClassVar[int | None] = None
 
     def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         if workers is not None and workers < 1:

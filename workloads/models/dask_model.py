@@ -128,7 +128,7 @@ class DaskModel(Model):
     startup_variants = ({},)
     # A start takes ~3.5 s here (three processes import distributed): a few rounds are
     # enough for its median, and the profile's 15 would cost a minute.
-    startup_rounds = 5
+    startup_rounds = 3
 
     def __init__(
         self,
