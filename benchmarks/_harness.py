@@ -399,6 +399,7 @@ def model_cell(
         # One worker per task was asked for and capped: the report says so.
         info["workers_cap"] = cap
     return ModelCell(
+        batch=f"model:{model}" if model_cls.own_batch else None,
         group=group or f"{spec.name}:tasks={tasks}",
         rounds=rounds,
         warmup=warmup,

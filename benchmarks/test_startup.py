@@ -98,7 +98,7 @@ def startup_cell(config: pytest.Config, model: str, variant: dict[str, Any]) -> 
         rounds=min(profile.startup_rounds, MODELS[model].startup_rounds or profile.startup_rounds),
         warmup=1,
         # Interleaved with the CPU cells: a start-up is mostly CPU (forks, imports).
-        batch=CPU_BATCH,
+        batch=f"model:{model}" if MODELS[model].own_batch else CPU_BATCH,
         info={
             "bound": "cpu",
             "workload": "startup",

@@ -68,6 +68,9 @@ class Model:
     worker_choices: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
     # The start-up cells: one per dict of constructor options ([] = no start-up cell).
     startup_variants: ClassVar[tuple[dict[str, Any], ...]] = ()
+    # Measure this model's cells in a batch of their own, not interleaved with the rest
+    # of their module (it cannot share the process with what the others do).
+    own_batch: ClassVar[bool] = False
     # At most this many start-up rounds (a start that takes seconds: a cluster), or None.
     startup_rounds: ClassVar[int | None] = None
 
@@ -156,7 +159,6 @@ class Model:
                 count = min(count, cls.worker_cap)
             counts.append(max(1, count))
         return list(dict.fromkeys(counts))
-
 
     def _fail(self, message: str, error: type[ModelError] = ModelError) -> ModelError:
         """Mark the model broken (the cache rebuilds it) and make the cell's error."""

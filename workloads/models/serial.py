@@ -19,4 +19,3 @@ class SerialModel(Model):
     def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
         fn = workload.task(self.flavour, **params)
         return [fn(task_id) for task_id in range(tasks)]
-
