@@ -49,4 +49,7 @@ def pin(pid: int, cpus: list[int]) -> None:
 
 
 def affinity(pid: int) -> list[int]:
+    """The CPUs ``pid`` may run on; [] where the platform cannot tell (macOS)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return []
     return sorted(os.sched_getaffinity(pid))

@@ -201,9 +201,16 @@ def exit_with_parent(parent_pid: int | None) -> None:
     """
     if parent_pid is None:
         return
-    with contextlib.suppress(OSError, AttributeError):
+    try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        # Not Linux: said plainly, the server still runs (its owner stops it).
+        print(
+            "note: this platform has no prctl(PR_SET_PDEATHSIG); the server will outlive "
+            "a parent killed with SIGKILL",
+            file=sys.stderr,
+        )
     if os.getppid() != parent_pid:  # it died before we asked
         raise SystemExit(0)
 

@@ -335,7 +335,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.cpus:
+    if args.cpus and not hasattr(os, "sched_setaffinity"):
+        print(
+            "note: CPU pinning is not available on this platform; running unpinned", file=sys.stderr
+        )
+    elif args.cpus:
         # First, before any thread exists: every thread and pool worker inherits it.
         os.sched_setaffinity(0, args.cpus)
     exit_with_parent(args.parent_pid)
