@@ -1,7 +1,7 @@
 """Profiles: how big each cell is and how many rounds it gets.
 
-- ``quick``: a smoke run that still shows every effect (under 45 s on 2 cores).
-- ``standard``: the default; the figures in the notes come from it (about 4.8 min).
+- ``quick``: a smoke run that still shows every effect (about 80 s on 2 cores with every group).
+- ``standard``: the default; the figures in the notes come from it (about 5.3 min).
 - ``full``: bigger tasks, more task counts, the seed's sleeps at their real 2 s.
 """
 
