@@ -297,14 +297,9 @@ class _ModelRunner(Runner):
         if kill_worker_model() == name and name not in self.cache.killed:
             self.cache.killed.add(name)
             _kill_a_worker_soon(model)
-        cpu_before = model.cpu_seconds()
-        started = time.perf_counter()
-        results = model.run(self.workload, self.params, self.cell.tasks)
-        elapsed = time.perf_counter() - started
-        if self.slow != 1.0:
-            time.sleep((self.slow - 1.0) * elapsed)
-            elapsed = time.perf_counter() - started
-        return Round(elapsed, model.cpu_seconds() - cpu_before, results)
+        return timed_run(
+            model, lambda: model.run(self.workload, self.params, self.cell.tasks), self.slow
+        )
 
     def problem(self, result: Any) -> str | None:
         if result == self.expected:
@@ -313,6 +308,22 @@ class _ModelRunner(Runner):
             f"{self.cell.model} returned wrong results for {self.cell.workload} x "
             f"{self.cell.tasks}: {describe_mismatch(self.expected, result)}"
         )
+
+
+def timed_run(model: Model, run: Callable[[], Any], slow: float = 1.0) -> Round:
+    """One timed ``run()`` of a model: wall time and the CPU of its processes.
+
+    ``slow`` is the test-only factor of ``BOUNDBENCH_SLOWDOWN``: the round is stretched
+    to that many times its length, nothing else changes.
+    """
+    cpu_before = model.cpu_seconds()
+    started = time.perf_counter()
+    results = run()
+    elapsed = time.perf_counter() - started
+    if slow != 1.0:
+        time.sleep((slow - 1.0) * elapsed)
+        elapsed = time.perf_counter() - started
+    return Round(elapsed, model.cpu_seconds() - cpu_before, results)
 
 
 @dataclass(frozen=True)

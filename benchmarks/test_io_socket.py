@@ -35,7 +35,6 @@ processes, seconds a round, fewer still):
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -56,6 +55,7 @@ from benchmarks._harness import (
     measure,
     model_cell,
     parametrize_cells,
+    timed_run,
 )
 from benchmarks._testhooks import slowdown_factor
 from workloads import get_workload
@@ -203,15 +203,11 @@ class _IoSocketRunner(Runner):
         params = {**self.params, "address": f"{server.host}:{server.port}"}
         model = self.model()
         server_before = server.cpu_seconds()
-        cpu_before = model.cpu_seconds()
-        started = time.perf_counter()
-        results = model.run(self.workload, params, self.cell.tasks)
-        elapsed = time.perf_counter() - started
-        if self.slow != 1.0:  # test-only: stretch this timed round, nothing else changes
-            time.sleep((self.slow - 1.0) * elapsed)
-            elapsed = time.perf_counter() - started
-        cpu = model.cpu_seconds() - cpu_before
-        return Round(elapsed, cpu, IoSocketRound(results, server.cpu_seconds() - server_before))
+        timed = timed_run(
+            model, lambda: model.run(self.workload, params, self.cell.tasks), self.slow
+        )
+        server_cpu = server.cpu_seconds() - server_before
+        return Round(timed.seconds, timed.cpu_s, IoSocketRound(timed.result, server_cpu))
 
     def problem(self, result: Any) -> str | None:
         got: list[Any] = result.results

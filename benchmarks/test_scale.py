@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +77,7 @@ from benchmarks._harness import (
     measure,
     model_cell,
     model_params,
+    timed_run,
 )
 from benchmarks._testhooks import slowdown_factor
 from workloads import get_workload, limits, memory
@@ -278,17 +278,10 @@ class ScaleRunner(Runner):
 
     def round(self) -> Round:
         model = self.model()
-        cpu_before = model.cpu_seconds()
-        started = time.perf_counter()
-        results = self.run(model)
-        elapsed = time.perf_counter() - started
-        if self.slow != 1.0:
-            time.sleep((self.slow - 1.0) * elapsed)
-            elapsed = time.perf_counter() - started
-        cpu = model.cpu_seconds() - cpu_before
-        self.cpu_s.append(cpu)
+        timed = timed_run(model, lambda: self.run(model), self.slow)
+        self.cpu_s.append(timed.cpu_s)
         # Checked here and dropped: see the module docstring (memory).
-        return Round(elapsed, cpu, self.verdict(results))
+        return Round(timed.seconds, timed.cpu_s, self.verdict(timed.result))
 
     def problem(self, result: Any) -> str | None:
         return result if isinstance(result, str) else None

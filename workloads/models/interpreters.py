@@ -22,7 +22,7 @@ from typing import Any
 from .._spec import Workload
 from . import _interp_pool
 from ._base import Model, ModelError, ModelTimeout, cpu_count
-from .threads import collect
+from .threads import collect, shutdown_bounded
 
 START_TIMEOUT_S = 60.0
 CLOSE_WAIT_S = 10.0
@@ -153,12 +153,9 @@ class InterpretersModel(Model):
     def close(self) -> None:
         pool, self.pool = self.pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-            # Bounded: a worker stuck in a task is left to finish on its own (its
-            # interpreter is destroyed when the task returns).
-            deadline = time.monotonic() + CLOSE_WAIT_S
-            for thread in list(getattr(pool, "_threads", ())):
-                thread.join(max(0.0, deadline - time.monotonic()))
+            # A worker stuck in a task is left to finish on its own (its interpreter is
+            # destroyed when the task returns).
+            shutdown_bounded(pool, CLOSE_WAIT_S)
         super().close()
 
     def info(self) -> dict[str, Any]:

@@ -33,6 +33,17 @@ def collect(futures: list[cf.Future[Any]], timeout: float) -> list[Any]:
     return [future.result() for future in futures]
 
 
+def shutdown_bounded(pool: Any, wait_s: float = CLOSE_WAIT_S) -> None:
+    """Shut a thread-backed executor down, waiting at most ``wait_s`` for its threads.
+
+    A worker stuck in a task cannot be killed: it is left to finish on its own.
+    """
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + wait_s
+    for thread in list(getattr(pool, "_threads", ())):
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 class ThreadsModel(Model):
     name = "threads"
     flavour = "sync"
@@ -71,9 +82,5 @@ class ThreadsModel(Model):
     def close(self) -> None:
         pool, self.pool = self.pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-            # Bounded: a worker stuck in a task is left to finish on its own.
-            deadline = time.monotonic() + CLOSE_WAIT_S
-            for thread in list(getattr(pool, "_threads", ())):
-                thread.join(max(0.0, deadline - time.monotonic()))
+            shutdown_bounded(pool)
         super().close()
