@@ -120,8 +120,11 @@ def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
     serial = median(quick_run, "io_sleep", 100, "serial", 1)
     ideal = cells(quick_run)[("io_sleep", 100, "serial", 1)]["extra_info"]["ideal_s"]
     assert serial / ideal == pytest.approx(100, rel=0.3)
+    # Overlap gives about 70x here (10 ms of waits per task); a model that does not
+    # overlap gives 1x, a pool of 6 about 6x.  The best round is judged: a slow phase of
+    # this host once made threads' median 3.5x its usual 15 ms (a CI failure on a no-op).
     for model, workers in [("threads", 100), ("gevent", 100), ("asyncio", 100), ("generator", 100)]:
-        assert serial / median(quick_run, "io_sleep", 100, model, workers) > 20, model
+        assert serial / fastest(quick_run, "io_sleep", 100, model, workers) > 12, model
 
 
 def test_cpu_figures_are_plausible(quick_run: dict[str, Any]) -> None:
