@@ -1,7 +1,7 @@
 """Socket I/O cells: io_socket under every model, against a loopback echo server.
 
 Each task makes ``k`` round trips of ``size`` bytes over its own connection to one
-echo server (``python -m workloads.net serve --style asyncio_protocol --delay DELAY``,
+echo server (``python -m workloads.net serve --style selectors --delay DELAY``,
 a process of its own, like a remote service), which echoes every request ``delay``
 seconds after it arrived (one delay line for all connections, a few microseconds of
 the server's CPU per request).  Groups ``io_socket:tasks=N``; the ideal is ``k * delay`` (one task's
@@ -64,7 +64,7 @@ from workloads.models import Model
 from workloads.net import ServerProcess, ServerStartError
 
 WORKLOAD = "io_socket"
-SERVER_STYLE = "asyncio_protocol"
+SERVER_STYLE = "selectors"
 # A cell whose rounds take longer than this (serial, small pools) gets the slow rounds,
 # and past VERY_SLOW_CELL_S (serial, two processes: seconds a round) the very slow ones
 # (one in the standard profile: the group's budget is 15 s; their efficiency is plain

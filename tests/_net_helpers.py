@@ -20,22 +20,38 @@ import psutil
 import pytest
 
 from workloads.net import STYLES, ServerProcess, unavailable_styles
+from workloads.net.__main__ import DELAY_STYLES
 
 # The longest any single client operation in these tests may wait.
 TIMEOUT = 10.0
 LINGER_RESET = struct.pack("ii", 1, 0)
 
 
-def style_params(names: list[str] | None = None) -> list[Any]:
-    """Every registered style as a pytest param, skipped with its reason if unavailable."""
+# The reply delay of the delayed styles in the robustness probe ("STYLE@DELAY"): long
+# enough that every reply waits in the delay line, short enough for 200 round trips.
+PROBE_DELAY = "0.005"
+
+
+def style_params(names: list[str] | None = None, *, delayed: bool = False) -> list[Any]:
+    """Every registered style as a pytest param, skipped with its reason if unavailable.
+
+    ``delayed``: also every style that takes ``serve --delay``, as ``STYLE@DELAY``
+    (``Servers.start`` passes the delay): the servers ``io_socket`` talks to must
+    survive the same abuse.
+    """
     missing = unavailable_styles()
+    chosen = list(names or list(STYLES))
+    if delayed:
+        chosen += [f"{name}@{PROBE_DELAY}" for name in DELAY_STYLES]
     return [
         pytest.param(
             name,
             id=name,
-            marks=pytest.mark.skipif(name in missing, reason=missing.get(name, "")),
+            marks=pytest.mark.skipif(
+                name.partition("@")[0] in missing, reason=missing.get(name.partition("@")[0], "")
+            ),
         )
-        for name in (names or list(STYLES))
+        for name in chosen
     ]
 
 
@@ -48,6 +64,10 @@ class Servers:
         self.started: list[ServerProcess] = []
 
     def start(self, style: str, *extra_args: str) -> ServerProcess:
+        """``style`` may be ``STYLE@DELAY``: that style with ``--delay DELAY``."""
+        style, _, delay = style.partition("@")
+        if delay:
+            extra_args = ("--delay", delay, *extra_args)
         log = self.tmp_path / f"server-{style}-{len(self.started)}.log"
         server = ServerProcess(style, extra_args=extra_args, log_path=log)
         # Registered before start(): a start that fails half-way is cleaned up too.

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from benchmarks._harness import ModelCache
-from benchmarks.test_io_socket import IO_SOCKET_PROFILES, io_socket_cell
+from benchmarks.test_io_socket import IO_SOCKET_PROFILES, SERVER_STYLE, io_socket_cell
 from tests._net_helpers import connect, no_leaks, recv_exactly
 from tests._procs import TAG_ENV, wait_gone
 from workloads import get_workload
@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DELAY = 0.002
 
 
-def _start(delay: float) -> ServerProcess:
-    return ServerProcess("asyncio_protocol", extra_args=("--delay", repr(delay))).start()
+def _start(delay: float, style: str = SERVER_STYLE) -> ServerProcess:
+    return ServerProcess(style, extra_args=("--delay", repr(delay))).start()
 
 
 @pytest.fixture(scope="module")
@@ -182,9 +182,10 @@ def test_every_model_returns_the_expected_results(server: ServerProcess, name: s
 # -- the server's --delay ----------------------------------------------------------------
 
 
-def test_the_server_waits_its_delay_before_each_reply() -> None:
+@pytest.mark.parametrize("style", net_main.DELAY_STYLES)
+def test_the_server_waits_its_delay_before_each_reply(style: str) -> None:
     delay = 0.05
-    with _start(delay) as slow, connect(slow.address) as sock:
+    with _start(delay, style) as slow, connect(slow.address) as sock:
         for size in (100, 60_000):
             payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
             started = time.monotonic()
@@ -194,10 +195,11 @@ def test_the_server_waits_its_delay_before_each_reply() -> None:
             assert delay <= took < delay + 2.0, took
 
 
-def test_delayed_replies_overlap_across_connections() -> None:
+@pytest.mark.parametrize("style", net_main.DELAY_STYLES)
+def test_delayed_replies_overlap_across_connections(style: str) -> None:
     """One delay line for all: 20 connections' replies are not served one after another."""
     delay = 0.1
-    with _start(delay) as slow:
+    with _start(delay, style) as slow:
         socks = [connect(slow.address) for _ in range(20)]
         try:
             started = time.monotonic()
@@ -302,7 +304,7 @@ def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
         (server,) = [entry[0] for entry in cache.resources.values()]
         assert server.alive()
         summary = cell.summary([measured.result])
-        assert summary["server_style"] == "asyncio_protocol"
+        assert summary["server_style"] == SERVER_STYLE == "selectors"
         assert summary["server_cpu_s"] >= 0
         assert "address" not in cell.info["params"]
     finally:

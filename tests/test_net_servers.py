@@ -40,7 +40,8 @@ from tests._net_helpers import (
 from workloads.net import unavailable_styles
 from workloads.net._launch import child_env, kill_group
 
-STYLES = style_params()
+# The delayed styles too (``STYLE@DELAY``): io_socket's remote end takes the same abuse.
+STYLES = style_params(delayed=True)
 
 
 @pytest.fixture(autouse=True)

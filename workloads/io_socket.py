@@ -3,7 +3,7 @@
 Sleeping is the ideal I/O; a real socket adds system calls, buffers and wake-ups, where
 the models differ.  The server is one of the project's echo servers started with a
 reply delay, like a remote service (``python -m workloads.net serve --style
-asyncio_protocol --delay SECONDS``); the benchmark starts it and hands its address to
+selectors --delay SECONDS``); the benchmark starts it and hands its address to
 the tasks.
 
 Parameters:
@@ -76,7 +76,7 @@ def _check(k: int, size: int, delay: float, address: str) -> tuple[str, int]:
     if not address:
         raise ValueError(
             "io_socket: no server address; start a server "
-            "(python -m workloads.net serve --style asyncio_protocol --delay SECONDS) and pass "
+            "(python -m workloads.net serve --style selectors --delay SECONDS) and pass "
             "address='HOST:PORT' (the benchmark does so at run time)"
         )
     host, sep, port = address.rpartition(":")

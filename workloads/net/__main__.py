@@ -1,7 +1,7 @@
 """``python -m workloads.net serve|load``: run an echo server, or drive one and measure it.
 
 serve: prints ``listening on HOST:PORT`` as its first line (flushed), serves until
-SIGTERM or SIGINT, exits 0.  ``--delay SECONDS`` (style asyncio_protocol) echoes each
+SIGTERM or SIGINT, exits 0.  ``--delay SECONDS`` (styles selectors, asyncio_protocol) echoes each
 request that long after it arrived, like a remote service.  load: prints throughput,
 latency percentiles, errors and the client's own CPU use (``--json`` for one JSON
 object).
@@ -56,7 +56,7 @@ MAX_PROCESSES = 256
 PROBE_TIMEOUT = 5.0
 # serve --delay: the styles that take it, and the longest delay (a remote service's
 # latency; past this every client's timeout would fire first).
-DELAY_STYLES = ("asyncio_protocol",)
+DELAY_STYLES = ("asyncio_protocol", "selectors")
 MAX_DELAY = 10.0
 
 

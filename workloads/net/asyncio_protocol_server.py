@@ -14,7 +14,7 @@ delay for all, arrival order is due order.  A request's reply comes ``delay`` af
 request however many pieces it arrived in, every connection keeps reading meanwhile,
 and a hundred delayed replies cost a hundred writes, not a hundred timers or
 coroutines: the server's own cost per request stays small beside its clients'.  The
-loop then waits with microsecond precision (``_PreciseSelector``): epoll rounds every
+loop then waits with microsecond precision (``_common.PreciseSelector``): epoll rounds every
 wait up to the next millisecond, which would make a 5 ms delay 5 to 6 ms; and the
 process's timer slack is 1 ns instead of Linux's 50 µs.
 """
@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import ctypes
 import functools
-import select
 import selectors
 import signal
 import socket
@@ -35,15 +32,12 @@ from collections.abc import Callable
 from typing import cast
 
 from ._aio import Acceptor
-from ._common import RateLimitedLog, ServerConfig, get_logger
+from ._common import PreciseSelector, RateLimitedLog, ServerConfig, get_logger, reduce_timer_slack
 
 STYLE = "asyncio_protocol"
 # The longest reply delay served (``--delay``): a remote service, not a stalled one.
 MAX_DELAY = 10.0
-# select() takes descriptors below this (FD_SETSIZE).
-_FD_SETSIZE = 1024
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
-PR_SET_TIMERSLACK = 29  # <linux/prctl.h>
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -210,31 +204,10 @@ class DelayedEcho(EchoProtocol):
             self._pace()
 
 
-class _PreciseSelector(selectors.DefaultSelector):
-    """epoll, but a wait with a timeout ends on time to the microsecond.
-
-    epoll counts its timeout in whole milliseconds, rounded up; ``select`` counts in
-    microseconds, and an epoll descriptor is readable exactly when it has events.  So
-    wait on that descriptor with ``select``, then collect the events without waiting.
-    """
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is not None and timeout > 0:
-            fd = self.fileno()
-            if fd < _FD_SETSIZE:
-                select.select([fd], [], [], timeout)
-                timeout = 0
-        events: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
-        return events
-
-
 def _precise_loop() -> asyncio.AbstractEventLoop:
-    # Linux lets a timed wait end up to 50 µs late (timer slack) to batch wake-ups; the
-    # delay line wants its timer on time.  This server's process only.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    reduce_timer_slack()
     if hasattr(selectors.DefaultSelector, "fileno"):
-        return asyncio.SelectorEventLoop(_PreciseSelector())
+        return asyncio.SelectorEventLoop(PreciseSelector())
     return asyncio.new_event_loop()  # no pollable selector here: millisecond waits
 
 
