@@ -18,7 +18,7 @@ The server is a resource of the batch (``ModelCache.resource``): started by the 
 cell that needs it, killed with the batch's models (and at the session's end, on
 failure or Ctrl-C too: it runs in its own process group, killed as a group, and ends
 itself if pytest dies).  A server that dies fails the round that finds it dead and is
-started afresh for the next.  Results are checked against ``io_socket_expected``
+started afresh for the next.  Results are checked against the workload's ``expected``
 (computed without a server, so no serial reference run is needed), and every task
 compares each echo with its request byte for byte.  ``extra_info`` adds
 ``server_style`` and ``server_cpu_s`` (the server's CPU per round, not in ``cpu_s``:
@@ -59,7 +59,6 @@ from benchmarks._harness import (
 )
 from benchmarks._testhooks import slowdown_factor
 from workloads import get_workload
-from workloads.io_socket import io_socket_expected
 from workloads.models import Model
 from workloads.net import ServerProcess, ServerStartError
 
@@ -177,7 +176,7 @@ class _IoSocketRunner(Runner):
         self.cache = cache
         self.workload = get_workload(WORKLOAD)
         self.params = dict(cell.params)
-        self.expected = [io_socket_expected(i, **self.params) for i in range(cell.tasks)]
+        self.expected = cache.reference(self.workload, self.params, cell.tasks)
         self.slow = slowdown_factor(WORKLOAD)
         self.server()
         self.model()  # start it now: a model that cannot start fails before any timing

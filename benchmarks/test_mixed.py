@@ -86,7 +86,7 @@ MIXED_PROFILES = {
     ),
     "standard": MixedProfile(
         # 0.1 and 0.25: where processes overtake on a few cores.  Native work only in the
-        # middle: a share costs ~4 s here (serial alone 0.8 s plus its reference run).
+        # middle: a share costs ~4 s here (serial alone 0.8 s a round).
         shares={"python": (0.0, 0.1, 0.25, 0.5, 1.0), "native": (0.5,)},
         tasks_per_core=4,
         # The shortest task the workload allows: at 8 tasks serial already takes 0.8 s.
@@ -95,7 +95,7 @@ MIXED_PROFILES = {
         round_budget_s=0.2,
         min_rounds=1,
         max_rounds=2,
-        # Pools are warmed when they start and serial's reference run precedes the rounds.
+        # Pools are warmed when they start.
         warmup=0,
     ),
     "full": MixedProfile(

@@ -35,7 +35,7 @@ group (the first cell to finish starts them, all at once: memory does not depend
 timing), so they disturb no timing.
 
 Results: serial would take 10,000 x 100 ms, so the expected results are computed
-without waiting (``expected_results``).  Each round's results are checked inside the
+without waiting (the workloads' ``expected``).  Each round's results are checked inside the
 round, after its timing, and only the verdict is kept: a session holding 100,000
 results per round of every cell would grow by hundreds of MB.
 
@@ -81,7 +81,6 @@ from benchmarks._harness import (
 )
 from benchmarks._testhooks import slowdown_factor
 from workloads import get_workload, limits, memory
-from workloads.io_spin import io_spin_value
 from workloads.models import Model, ModelError
 
 SCHEDULERS = ("generator", "asyncio", "uvloop", "gevent")
@@ -206,12 +205,11 @@ class LimitReached(CellError):
 
 
 def expected_results(workload: str, params: Mapping[str, Any], tasks: int) -> list[Any]:
-    """What every model must return, without running serial (10,000 x 100 ms)."""
-    if workload == "io_sleep":
-        return [(task_id, params["k"]) for task_id in range(tasks)]
-    if workload == "io_spin":
-        return [io_spin_value(task_id, **params) for task_id in range(tasks)]
-    raise LookupError(f"scale: no known results for workload {workload!r}")
+    """What every model must return, without running serial (10,000 x 150 ms)."""
+    known = get_workload(workload).expected_results(tasks, **params)
+    if known is None:
+        raise LookupError(f"scale: workload {workload!r} has no expected results")
+    return known
 
 
 @dataclass(frozen=True)

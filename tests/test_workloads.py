@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from workloads import FLAVOURS, WORKLOADS, get_workload, seed
+from benchmarks._harness import ModelCache
+from workloads import FLAVOURS, WORKLOADS, Workload, get_workload, seed
 from workloads.cpu_loop import cpu_loop_gen, cpu_loop_sync
 from workloads.models import run_generators
 
@@ -47,6 +48,38 @@ def test_flavours_agree(name: str) -> None:
         answers = {f: run_flavour(name, f, task_id, SMALL[name]) for f in FLAVOURS}
         assert len(set(answers.values())) == 1, answers
         assert answers["sync"][0] == task_id
+
+
+# io_socket's flavours need an echo server: tests/test_io_socket.py checks them against it.
+@pytest.mark.parametrize(
+    "name", [n for n, w in WORKLOADS.items() if w.expected is not None and n != "io_socket"]
+)
+def test_expected_results_are_what_the_flavours_return(name: str) -> None:
+    workload = get_workload(name)
+    expected = workload.expected_results(4, **SMALL[name])
+    assert expected == [run_flavour(name, "sync", task_id, SMALL[name]) for task_id in range(4)]
+    # Both CPU kinds for mixed: the checksum is the CPU slices'.
+    if name == "mixed":
+        python = {**SMALL[name], "cpu_kind": "python"}
+        assert workload.expected_results(2, **python) == [
+            run_flavour(name, "sync", task_id, python) for task_id in range(2)
+        ]
+
+
+def test_a_reference_uses_expected_results_and_never_runs_serial() -> None:
+    def never(task_id: int, n: int = 1) -> int:
+        raise AssertionError("the serial reference run should not happen")
+
+    known = Workload(
+        name="known", bound="io", sync=never, defaults={"n": 1}, expected=lambda t, n: t * n
+    )
+    cache = ModelCache(timeout=10)
+    try:
+        assert cache.reference(known, {"n": 3}, 4) == [0, 3, 6, 9]
+        unknown = get_workload("cpu_loop")
+        assert cache.reference(unknown, {"n": 10}, 2) == [(0, 45), (1, 45)]
+    finally:
+        cache.close()
 
 
 def test_results_prove_the_work() -> None:

@@ -43,6 +43,11 @@ class Workload:
     # ``offload(fn, *args)`` for each CPU slice and does its waits itself; it returns what
     # the other flavours return.  Workloads without it are refused by such models.
     hybrid: HybridFn | None = None
+    # Optional: ``expected(task_id, **params)``, what every flavour returns for
+    # ``task_id``, computed without the task's waits (its CPU part may still run).  The
+    # harness checks each model's results against it; without it, against one serial
+    # run of the cell's tasks (100 tasks of io_sleep: 5 s of sleeping).
+    expected: SyncFn | None = None
 
     def flavour(self, flavour: str) -> Callable[..., Any]:
         if flavour not in FLAVOURS:
@@ -68,6 +73,13 @@ class Workload:
     def task(self, flavour: str, **params: Any) -> functools.partial[Any]:
         """A picklable callable ``f(task_id)`` for one flavour with fixed parameters."""
         return functools.partial(self.flavour(flavour), **self.params(**params))
+
+    def expected_results(self, tasks: int, **params: Any) -> list[Any] | None:
+        """What a run of ``tasks`` tasks must return, if ``expected`` is given."""
+        if self.expected is None:
+            return None
+        fixed = self.params(**params)
+        return [self.expected(task_id, **fixed) for task_id in range(tasks)]
 
     def task_seconds(self, **params: Any) -> float | None:
         if self.duration is None:

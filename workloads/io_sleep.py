@@ -50,6 +50,12 @@ async def io_sleep_coro(task_id: int, k: int = K, d: float = D) -> tuple[int, in
     return task_id, k
 
 
+def io_sleep_expected(task_id: int, k: int = K, d: float = D) -> tuple[int, int]:
+    """What every flavour returns, without sleeping."""
+    _check(k, d)
+    return task_id, k
+
+
 def io_sleep_seconds(k: int = K, d: float = D) -> float:
     return k * d
 
@@ -62,4 +68,5 @@ IO_SLEEP = Workload(
     coro=io_sleep_coro,
     defaults={"k": K, "d": D},
     duration=io_sleep_seconds,
+    expected=io_sleep_expected,
 )

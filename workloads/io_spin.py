@@ -107,4 +107,5 @@ IO_SPIN = Workload(
     coro=io_spin_coro,
     defaults={"k": K, "d": D, "spin": SPIN},
     duration=io_spin_seconds,
+    expected=io_spin_value,
 )

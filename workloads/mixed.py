@@ -160,6 +160,20 @@ def mixed_sync(
     return task_id, cpu_iters, checksum
 
 
+def mixed_expected(
+    task_id: int,
+    cpu_share: float = CPU_SHARE,
+    task_s: float = TASK_S,
+    steps: int = STEPS,
+    cpu_iters: int = CPU_ITERS,
+    cpu_kind: str = CPU_KIND,
+) -> tuple[int, int, int]:
+    """What every flavour returns: the CPU slices' checksums, without the sleeps."""
+    _check(cpu_share, task_s, steps, cpu_iters, cpu_kind)
+    checksum = sum(cpu_slice(iters, cpu_kind, task_id) for iters in _slices(cpu_iters, steps))
+    return task_id, cpu_iters, checksum
+
+
 def mixed_gen(
     task_id: int,
     cpu_share: float = CPU_SHARE,
@@ -295,4 +309,5 @@ MIXED = Workload(
     },
     duration=mixed_seconds,
     hybrid=mixed_hybrid,
+    expected=mixed_expected,
 )
