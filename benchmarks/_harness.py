@@ -171,7 +171,13 @@ class ModelCache:
             model = None
         if model is None:
             model = get_model(name, workers=workers, timeout=self.timeout, **options)
-            model.start()
+            try:
+                model.start()
+            except BaseException:
+                # Also Ctrl-C or SIGTERM mid-start: what it started so far goes now, not
+                # at exit (a half-started pool's threads or processes would outlive us).
+                model.close()
+                raise
             self.models[key] = model
         return model
 
@@ -301,10 +307,15 @@ class _ModelRunner(Runner):
         name = self.cell.model
         if kill_worker_model() == name and name not in self.cache.killed:
             self.cache.killed.add(name)
-            _kill_a_worker_soon(model)
+            # Mid-round: half a task's duration in, while the tasks are in flight.
+            task_s = self.workload.task_seconds(**self.params) or 0.1
+            _kill_a_worker_soon(model, delay=task_s / 2)
         return timed_run(
             model, lambda: model.run(self.workload, self.params, self.cell.tasks), self.slow
         )
+
+    def finish(self, seconds: list[float]) -> dict[str, Any]:
+        return {"model_info": model_facts(self.model())}
 
     def problem(self, result: Any) -> str | None:
         if result == self.expected:
@@ -313,6 +324,13 @@ class _ModelRunner(Runner):
             f"{self.cell.model} returned wrong results for {self.cell.workload} x "
             f"{self.cell.tasks}: {describe_mismatch(self.expected, result)}"
         )
+
+
+def model_facts(model: Model) -> dict[str, Any]:
+    """What a started model says about itself beyond its name and flavour (an event
+    loop's module, a start method, a Dask cluster's shape and version, a subinterpreter
+    pool's backend): ``extra_info["model_info"]``."""
+    return {k: v for k, v in model.info().items() if k not in ("model", "flavour")}
 
 
 def timed_run(model: Model, run: Callable[[], Any], slow: float = 1.0) -> Round:

@@ -62,9 +62,11 @@ PROFILES: dict[str, Profile] = {
             # so many short interleaved rounds give a steadier median than a few long ones.
             "cpu_loop": {"n": 1_000_000, "yield_every": 1_000},
             "cpu_native": {"size": 1 << 20, "rounds": 64},
-            # 50 ms per task: fixed per-run costs (100 submissions, a pipe round trip)
-            # stay a few percent of the ideal, and serial's 100 tasks take 5 s a round.
-            "io_sleep": {"k": 2, "d": 0.025},
+            # 100 ms per task: fixed per-run costs (100 submissions, a pipe round trip,
+            # a few ms that move with the host's speed) stay ~1-3 % of the ideal, so a
+            # cell's median holds within ~1 % from run to run (with 50 ms tasks: 3 %).
+            # Serial's 100 tasks take 10 s: one round (``test_io.VERY_SLOW_CELL_S``).
+            "io_sleep": {"k": 2, "d": 0.05},
         },
         cpu_tasks=(2, 4),
         io_tasks=(10, 100),

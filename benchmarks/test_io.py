@@ -18,8 +18,12 @@ from benchmarks._harness import (
 )
 from workloads import get_workload
 
-# A cell whose ideal time is above this gets the profile's few slow rounds.
+# A cell whose least time a round is at least this gets the profile's few slow rounds
+# (serial and small pools: their time is the sleeps', by construction), and past
+# VERY_SLOW_CELL_S (serial's and two processes' 100 tasks: 5-10 s a round) one round:
+# its median moves by ~0.1 % between runs, and the speedup charts need it once.
 SLOW_CELL_S = 0.5
+VERY_SLOW_CELL_S = 3.0
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -32,7 +36,10 @@ def build(config: pytest.Config, model: str, tasks: int, workers: int) -> Cell:
     params = profile.params["io_sleep"]
     # The few slow rounds go to cells that cannot overlap much (serial, small pools).
     one_task = get_workload("io_sleep").task_seconds(**params) or 0.0
-    slow = one_task * math.ceil(tasks / workers) > SLOW_CELL_S
+    least = one_task * math.ceil(tasks / workers)
+    rounds = profile.slow_rounds if least >= SLOW_CELL_S else profile.rounds
+    if least >= VERY_SLOW_CELL_S:
+        rounds = 1
     return model_cell(
         profile,
         workload="io_sleep",
@@ -40,8 +47,8 @@ def build(config: pytest.Config, model: str, tasks: int, workers: int) -> Cell:
         tasks=tasks,
         workers=workers,
         params=params,
-        rounds=profile.slow_rounds if slow else profile.rounds,
-        warmup=0 if slow else profile.warmup,
+        rounds=rounds,
+        warmup=0 if least >= SLOW_CELL_S else profile.warmup,
         start_method=config.getoption("start_method"),
     )
 

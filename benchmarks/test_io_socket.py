@@ -54,6 +54,7 @@ from benchmarks._harness import (
     get_profile,
     measure,
     model_cell,
+    model_facts,
     parametrize_cells,
     timed_run,
 )
@@ -207,6 +208,9 @@ class _IoSocketRunner(Runner):
         )
         server_cpu = server.cpu_seconds() - server_before
         return Round(timed.seconds, timed.cpu_s, IoSocketRound(timed.result, server_cpu))
+
+    def finish(self, seconds: list[float]) -> dict[str, Any]:
+        return {"model_info": model_facts(self.model())}
 
     def problem(self, result: Any) -> str | None:
         got: list[Any] = result.results

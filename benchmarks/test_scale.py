@@ -76,6 +76,7 @@ from benchmarks._harness import (
     get_profile,
     measure,
     model_cell,
+    model_facts,
     model_params,
     timed_run,
 )
@@ -296,6 +297,7 @@ class ScaleRunner(Runner):
                 else None
             ),
             "cpu_us_per_task": statistics.fmean(cpu) / tasks * 1e6 if cpu else None,
+            "model_info": model_facts(self.model()),
         }
         return {**info, **self.memory()}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -121,3 +123,65 @@ def test_a_capped_process_pool_says_so() -> None:
     assert capped.info["workers_cap"] == 32
     assert capped.info["workers"] == 32
     assert "workers_cap" not in model_cell(profile, tasks=10, workers=10, **common).info
+
+
+def test_a_model_interrupted_while_starting_is_closed_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C or SIGTERM during a pool's warm-up: its threads go now, not after the
+    warm-up barrier's 30 s timeout (which held the interpreter's exit that long)."""
+    from workloads.models import threads
+
+    class Interrupted(threads.cf.ThreadPoolExecutor):
+        """The signal lands after two of the four warm-up tasks were handed out."""
+
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            if len(self._threads) == 2:
+                raise KeyboardInterrupt("signal SIGTERM")
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(threads.cf, "ThreadPoolExecutor", Interrupted)
+    cache = ModelCache(timeout=10)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        cache.get("threads", 4)
+    assert cache.models == {}
+    left = [t for t in threading.enumerate() if t.name.startswith("boundbench")]
+    for thread in left:
+        thread.join(5)
+    assert not any(t.is_alive() for t in left)
+    assert time.monotonic() - started < 10
+    cache.close()
+
+
+def test_a_process_pool_interrupted_while_starting_is_killed_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its first worker waits at the start barrier for the second: no grace period for
+    it (that made a SIGTERM'd run end 10 s late)."""
+    import psutil
+
+    from workloads.models import processes
+
+    class Interrupted(processes.cf.ProcessPoolExecutor):
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            if self._processes:
+                raise KeyboardInterrupt("signal SIGTERM")
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(processes.cf, "ProcessPoolExecutor", Interrupted)
+    before = {child.pid for child in psutil.Process().children()}
+    cache = ModelCache(timeout=10)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        cache.get("processes", 2)
+    took = time.monotonic() - started
+    cache.close()
+    assert cache.models == {}
+    assert took < 5, took
+    left = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
+    ]
+    assert left == []

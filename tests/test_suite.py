@@ -111,6 +111,18 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
             assert extra["ideal_s"] > 0
         if extra["model"] == "processes" and extra["workload"] != "startup":
             assert extra["start_method"] == "forkserver"
+        if extra["workload"] in ("cpu_loop", "io_sleep", "io_socket", "mixed"):
+            # What the started model said about itself (Model.info()), every model cell.
+            info = extra["model_info"]
+            if extra["model"] in ("processes", "asyncio_processes"):
+                assert info["start_method"] == "forkserver"
+            if extra["model"] in ("asyncio", "uvloop"):
+                assert info["loop"] == (
+                    "uvloop" if extra["model"] == "uvloop" else "asyncio.unix_events"
+                )
+            if extra["model"] == "dask":
+                assert info["dask_scheduler"] == "local"
+                assert info["dask_processes"] >= 1
         names.add(bench["fullname"])
     assert "benchmarks/test_io.py::test_io_sleep[threads-100-100]" in names
     assert len(names) == len(quick_run["benchmarks"]), "names are unique"

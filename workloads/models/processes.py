@@ -82,6 +82,14 @@ def worker_pid() -> int:
     return os.getpid()
 
 
+def _forget_barrier(pool: cf.ProcessPoolExecutor) -> None:
+    """Drop the pool's references to the start barrier (its initargs, also held by each
+    worker's Process object)."""
+    pool._initargs = ()
+    for proc in (getattr(pool, "_processes", None) or {}).values():
+        proc._args = ()
+
+
 class ProcessesModel(Model):
     name = "processes"
     flavour = "sync"
@@ -117,7 +125,7 @@ class ProcessesModel(Model):
             # Workers unpickle their tasks from workloads.models: import it once, in the
             # forkserver, instead of in every new worker.
             context.set_forkserver_preload(["workloads", "workloads.models"])
-        self.pool = cf.ProcessPoolExecutor(
+        self.pool = pool = cf.ProcessPoolExecutor(
             self.workers,
             mp_context=context,
             initializer=_worker_init,
@@ -126,16 +134,19 @@ class ProcessesModel(Model):
         try:
             collect([self.pool.submit(worker_pid) for _ in range(self.workers)], START_TIMEOUT_S)
         except BaseException as exc:
-            self.close()
+            # Its workers wait at the start barrier and hold no work: no grace period
+            # (Ctrl-C or SIGTERM mid-start ends the run at once, not 10 s later).
+            _forget_barrier(pool)
+            self.close(grace_s=0.0)
             if isinstance(exc, BrokenProcessPool | TimeoutError):
                 raise self._fail(f"the pool did not start: {exc}") from exc
             raise
         finally:
-            # Every worker is past the barrier: free its named semaphore now, while the
-            # resource tracker that registered it still runs (a session stops the tracker
-            # at its end, and a semaphore unlinked by it fails its own late cleanup).
-            if self.pool is not None:
-                self.pool._initargs = ()
+            # Every worker is past the barrier (or gone): free its named semaphores now,
+            # while the resource tracker that registered them still runs (a session
+            # stops the tracker at its end, and a semaphore unlinked by it fails its own
+            # late cleanup; an interrupted start's traceback would keep the pool alive).
+            _forget_barrier(pool)
         super().start()
         return self
 
@@ -157,7 +168,8 @@ class ProcessesModel(Model):
         except TimeoutError as exc:
             raise self._fail(f"{exc}; the pool is retired", ModelTimeout) from exc
 
-    def close(self) -> None:
+    def close(self, grace_s: float = CLOSE_WAIT_S) -> None:
+        """Stop the pool: ask the workers, wait up to ``grace_s`` for them, then kill."""
         pool, self.pool = self.pool, None
         if pool is not None:
             children = [
@@ -167,7 +179,7 @@ class ProcessesModel(Model):
             ]
             # Never wait unbounded on a hung worker: ask, wait a while, then kill.
             pool.shutdown(wait=False, cancel_futures=True)
-            _, alive = psutil.wait_procs(children, timeout=CLOSE_WAIT_S)
+            _, alive = psutil.wait_procs(children, timeout=grace_s)
             for proc in alive:
                 proc.kill()
             psutil.wait_procs(alive, timeout=5)

@@ -65,7 +65,13 @@ class ThreadsModel(Model):
         # The executor makes threads lazily; hold them all at a barrier so every one
         # exists before timing starts.
         barrier = threading.Barrier(self.workers, timeout=30)
-        collect([self.pool.submit(_wait_at, barrier) for _ in range(self.workers)], 60)
+        try:
+            collect([self.pool.submit(_wait_at, barrier) for _ in range(self.workers)], 60)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or timed out: free the threads that wait,
+            # or close() and the interpreter's exit would wait for the barrier's timeout.
+            barrier.abort()
+            raise
         super().start()
         return self
 
