@@ -244,13 +244,17 @@ NUMERIC_HEADS = frozenset(
 )  # fmt: skip
 
 
+UNSTABLE_PREFIX = "unstable: "
+
+
 def unstable_lines(rows: pd.DataFrame) -> list[str]:
-    """One line per unstable cell (rounds spread over the limit), like pyperf's warning."""
+    """One line per unstable cell (rounds spread over the limit), like pyperf's warning;
+    the most spread first."""
     if rows.empty or "unstable" not in rows:
         return []
     shaky = rows[rows["unstable"]].sort_values("spread", ascending=False)
     return [
-        f"unstable: {row.cell} in run {row.run_id}: IQR {row.spread:.0%} of its median"
+        f"{UNSTABLE_PREFIX}{row.cell} in run {row.run_id}: IQR {row.spread:.0%} of its median"
         f" ({fmt_seconds(row.median_s)}, {row.rounds} rounds), above {UNSTABLE_SPREAD:.0%};"
         " rerun it before reading much into it"
         for row in shaky.itertuples()

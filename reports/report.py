@@ -20,9 +20,10 @@ import pandas as pd
 
 from . import _best, _charts, _figures, _sweeps
 from ._charts import Chart
+from ._figures import UNSTABLE_SPREAD
 from ._frame import build_frame, missing_baselines
+from ._page import UNSTABLE_PREFIX, unstable_lines, write_page, write_summary
 from ._page import latest_sweep as latest_sweep_of
-from ._page import unstable_lines, write_page, write_summary
 from ._runs import DEFAULT_STORAGE, Run, load_runs
 
 DEFAULT_OUT = Path("reports/out")
@@ -96,6 +97,10 @@ def check_out_dir(out: Path, paths: Sequence[str | Path]) -> Path:
     if target.exists() and not target.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
     return target
+
+
+# More unstable cells than this are counted in one terminal line, not named one by one.
+TERMINAL_UNSTABLE_LINES = 5
 
 
 def load(paths: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
@@ -248,8 +253,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = build(runs, problems)
     for line in report.problems[len(problems) :]:
         print(line, file=sys.stderr)
+    # Unstable cells: a few are named on the terminal; past that, one line counts them
+    # (a noisy host makes dozens) and the page and summary list every one.
+    unstable = [line for line in report.warnings if line.startswith(UNSTABLE_PREFIX)]
+    many = len(unstable) > TERMINAL_UNSTABLE_LINES
     for line in report.warnings:
-        print(f"warning: {line}", file=sys.stderr)
+        if not (many and line.startswith(UNSTABLE_PREFIX)):
+            print(f"warning: {line}", file=sys.stderr)
+    if many:
+        print(
+            f"warning: {len(unstable)} cells are unstable (IQR above {UNSTABLE_SPREAD:.0%} of"
+            f" their median), the worst: {unstable[0].removeprefix(UNSTABLE_PREFIX)}; every one"
+            f" is listed in {args.out}/summary.md and index.html",
+            file=sys.stderr,
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

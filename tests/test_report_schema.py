@@ -105,6 +105,27 @@ def test_report_over_both_schemas_warns_of_the_busy_host_and_the_cap(tmp_path: P
     assert "at most 50% efficiency" in page
 
 
+def test_many_unstable_cells_are_counted_on_the_terminal_and_listed_on_the_page(
+    tmp_path: Path,
+) -> None:
+    document = schema_run(2)
+    for index, bench in enumerate(document["benchmarks"]):
+        bench["stats"]["iqr"] = (0.2 + index / 100) * bench["stats"]["median"]
+    shaky = len(document["benchmarks"])
+    assert shaky > 5
+    path = write(tmp_path / "runs" / "0001_shaky.json", document)
+    out = tmp_path / "out"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert report_main([str(path), "--out", str(out), "--quiet"]) == 0
+    lines = [line for line in err.getvalue().splitlines() if "unstable" in line]
+    assert len(lines) == 1, lines
+    assert f"{shaky} cells are unstable" in lines[0]
+    assert f"IQR {0.2 + (shaky - 1) / 100:.0%} of its median" in lines[0], "the worst is named"
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert summary.count("unstable: ") == shaky
+
+
 def test_unstable_cells_are_named_in_page_and_summary(tmp_path: Path) -> None:
     document = schema_run(2)
     shaky = next(b for b in document["benchmarks"] if b["extra_info"]["model"] == "threads")
