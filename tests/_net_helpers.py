@@ -43,16 +43,12 @@ def style_params(names: list[str] | None = None, *, delayed: bool = False) -> li
     chosen = list(names or list(STYLES))
     if delayed:
         chosen += [f"{name}@{PROBE_DELAY}" for name in DELAY_STYLES]
-    return [
-        pytest.param(
-            name,
-            id=name,
-            marks=pytest.mark.skipif(
-                name.partition("@")[0] in missing, reason=missing.get(name.partition("@")[0], "")
-            ),
-        )
-        for name in chosen
-    ]
+    params = []
+    for name in chosen:
+        style = name.partition("@")[0]
+        skip = pytest.mark.skipif(style in missing, reason=missing.get(style, ""))
+        params.append(pytest.param(name, id=name, marks=skip))
+    return params
 
 
 class Servers:

@@ -452,10 +452,14 @@ class EchoBuffer:
         if not data:
             self.eof = True  # half-close: keep echoing what is pending, then close
         else:
-            if not self.out:
-                self.last_progress = time.monotonic()
-            self.out += data
+            self.keep(data)
         return True
+
+    def keep(self, data: bytes) -> None:
+        """Hold received bytes until they are echoed (a delayed server holds them first)."""
+        if not self.out:
+            self.last_progress = time.monotonic()
+        self.out += data
 
     def write(self) -> None:
         """Send what the kernel takes now; keep the rest.  Raises on reset/broken pipe."""

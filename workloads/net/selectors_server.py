@@ -108,24 +108,15 @@ class DelayedConnection(Connection):
     def done(self) -> bool:
         return self.eof and not self.out and not self.held
 
-    def read(self) -> bool:
-        try:
-            data = self.conn.recv(self.recv_size)
-        except BlockingIOError:
-            return False
-        if not data:
-            self.eof = True  # half-close: echo what is held, then close
-        else:
-            self.held += len(data)
-            self.line.push(self, data)
-        return True
+    def keep(self, data: bytes) -> None:
+        """Received bytes wait in the delay line first (``release`` moves them on)."""
+        self.held += len(data)
+        self.line.push(self, data)
 
     def release(self, data: bytes) -> None:
         """Called by the line when ``data`` is due: it joins the output."""
         self.held -= len(data)
-        if not self.out:
-            self.last_progress = time.monotonic()
-        self.out += data
+        super().keep(data)
 
 
 def serve(listener: socket.socket, config: ServerConfig, delay: float = 0.0) -> None:
