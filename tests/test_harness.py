@@ -185,3 +185,22 @@ def test_a_process_pool_interrupted_while_starting_is_killed_at_once(
         if child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
     ]
     assert left == []
+
+
+def test_closing_a_process_pool_whose_worker_was_just_reaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool still lists a worker that died and was reaped in the meantime (a race
+    CI hit between ``pid_exists`` and ``psutil.Process``): close() cleans up anyway."""
+    import psutil
+
+    from workloads.models import processes
+
+    model = processes.ProcessesModel(workers=2).start()
+    assert model.pool is not None
+    gone = max(psutil.pids()) + 100_000  # a pid no process has
+    model.pool._processes[gone] = model.pool._processes[next(iter(model.pool._processes))]
+    monkeypatch.setattr(processes.psutil, "pid_exists", lambda pid: True)
+    workers = [psutil.Process(pid) for pid in model.pool._processes if pid != gone]
+    model.close()
+    assert not any(worker.is_running() and worker.status() != "zombie" for worker in workers)

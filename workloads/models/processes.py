@@ -172,11 +172,12 @@ class ProcessesModel(Model):
         """Stop the pool: ask the workers, wait up to ``grace_s`` for them, then kill."""
         pool, self.pool = self.pool, None
         if pool is not None:
-            children = [
-                psutil.Process(pid)
-                for pid in (getattr(pool, "_processes", None) or {})
-                if psutil.pid_exists(pid)
-            ]
+            children = []
+            for pid in list(getattr(pool, "_processes", None) or {}):
+                # A dead worker may be reaped at any moment (the executor's own thread
+                # does it): gone before or while we look is the same as gone.
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    children.append(psutil.Process(pid))
             # Never wait unbounded on a hung worker: ask, wait a while, then kill.
             pool.shutdown(wait=False, cancel_futures=True)
             _, alive = psutil.wait_procs(children, timeout=grace_s)
