@@ -36,7 +36,7 @@ from workloads.models.dask_model import check_scheduler_address
 
 # Version of the keys boundbench writes into saved runs (docs/contract.md); the report
 # and the check read older versions too.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TRIALS = pytest.StashKey[Trials]()
 LOAD_AT_START = pytest.StashKey[list[float] | None]()
 OLD_SIGTERM = pytest.StashKey[Any]()

@@ -1,35 +1,43 @@
 """Socket I/O cells: io_socket under every model, against a loopback echo server.
 
-Each task makes ``k`` round trips of ``size`` bytes over its own connection to one
+Each task makes ``k`` round trips of ``size`` bytes over one connection to one
 echo server (``python -m workloads.net serve --style selectors --delay DELAY``,
 a process of its own, like a remote service), which echoes every request ``delay``
 seconds after it arrived (one delay line for all connections, a few microseconds of
-the server's CPU per request).  Groups ``io_socket:tasks=N``; the ideal is ``k * delay`` (one task's
-round trips, all tasks overlapped), so efficiency shows what sockets add to
-``io_sleep``: system calls, buffers, wake-ups and each model's connection set-up.
+the server's CPU per request).  Groups ``io_socket:CONNECT:tasks=N``; the ideal is
+``k * delay`` (one task's round trips, all tasks overlapped), so efficiency shows what
+sockets add to ``io_sleep``:
+- ``keep``: tasks reuse their process's idle connections, kept alive across tasks and
+  rounds (the first, warm-up round opens them): system calls, buffers and wake-ups;
+- ``fresh``: each task opens and closes its own connection: the same, plus the TCP
+  handshake and each model's set-up of a connection.
 
 The server's address reaches the tasks as the workload's ``address`` parameter, added
 at run time by this module's runner and never part of the cell: ``extra_info["params"]``
-is ``{k, size, delay}``, the same in every run whatever port the server got.  It travels
-with the task itself (a pickled ``functools.partial`` for process pools and gevent's
-worker), so it reaches every process whenever that process was started.
+is ``{k, size, delay, connect}``, the same in every run whatever port the server got.
+It travels with the task itself (a pickled ``functools.partial`` for process pools and
+gevent's worker), so it reaches every process whenever that process was started.
 
 The server is a resource of the batch (``ModelCache.resource``): started by the first
-cell that needs it, killed with the batch's models (and at the session's end, on
-failure or Ctrl-C too: it runs in its own process group, killed as a group, and ends
-itself if pytest dies).  A server that dies fails the round that finds it dead and is
-started afresh for the next.  Results are checked against the workload's ``expected``
-(computed without a server, so no serial reference run is needed), and every task
-compares each echo with its request byte for byte.  ``extra_info`` adds
-``server_style`` and ``server_cpu_s`` (the server's CPU per round, not in ``cpu_s``:
-the server stands for the remote end).
+cell that needs it, killed with the batch's models, this process's idle connections
+closed with it (and at the session's end, on failure or Ctrl-C too: it runs in its own
+process group, killed as a group, and ends itself if pytest dies).  A server that dies
+fails the round that finds it dead and is started afresh for the next.  Results are
+checked against the workload's ``expected`` (computed without a server, so no serial
+reference run is needed), and every task compares each echo with its request byte for
+byte.  ``extra_info`` adds ``server_style`` and ``server_cpu_s`` (the server's CPU per
+round, not in ``cpu_s``: the server stands for the remote end).
 
 Profiles (``IO_SOCKET_PROFILES``; cells that cannot overlap much take over
 ``SLOW_CELL_S`` a round and get the profile's few slow rounds, and serial and two
 processes, seconds a round, fewer still):
-- ``quick``: 50 tasks x 3 round trips of 1 KiB, 5 ms delay.
-- ``standard``: 100 tasks x 5 round trips of 1 KiB, 5 ms delay (the issue's target).
-- ``full``: 10, 100 and 500 tasks, the same round trips, more rounds.
+- ``quick``: 50 tasks x 3 round trips of 1 KiB, 5 ms delay, kept-alive connections.
+- ``standard``: 100 tasks x 5 round trips of 1 KiB, 5 ms delay (the issue's target),
+  kept-alive and fresh connections.
+- ``full``: 10, 100 and 500 tasks, the same round trips, both, more rounds.  Kept-alive
+  connections stay open while the batch runs: four in-process pools (sync, gen, asyncio,
+  uvloop) hold up to 4 x 500 descriptors in pytest's process, and as many in the
+  server.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from benchmarks._harness import (
 )
 from benchmarks._testhooks import slowdown_factor
 from workloads import get_workload
+from workloads.io_socket import CONNECT_MODES, close_idle
 from workloads.models import Model
 from workloads.net import ServerProcess, ServerStartError
 
@@ -76,6 +85,8 @@ VERY_SLOW_CELL_S = 1.0
 @dataclass(frozen=True)
 class IoSocketProfile:
     tasks: tuple[int, ...]
+    # how tasks get their connection (workloads.io_socket.CONNECT_MODES)
+    connects: tuple[str, ...]
     k: int
     size: int
     delay: float
@@ -85,23 +96,39 @@ class IoSocketProfile:
     # rounds of the cells that take seconds a round (serial, two processes)
     very_slow_rounds: int
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"k": self.k, "size": self.size, "delay": self.delay}
+    def params(self, connect: str) -> dict[str, Any]:
+        return {"k": self.k, "size": self.size, "delay": self.delay, "connect": connect}
 
 
 IO_SOCKET_PROFILES = {
     "quick": IoSocketProfile(
-        (50,), k=3, size=1024, delay=0.005, rounds=5, warmup=1, slow_rounds=1, very_slow_rounds=1
+        (50,),
+        ("keep",),
+        k=3,
+        size=1024,
+        delay=0.005,
+        rounds=5,
+        warmup=1,
+        slow_rounds=1,
+        very_slow_rounds=1,
     ),
     # 7 rounds of ~30 ms cells, as the io_sleep cells; six threads 2 rounds, serial
-    # (2.6 s a round) and two processes (1.3 s) one.  About 10 s for the group on a
-    # quiet host, the server's and the pools' start-up included.
+    # (2.6 s a round) and two processes (1.3 s) one.  About 10 s for each connect mode
+    # on a quiet host, the server's and the pools' start-up included.
     "standard": IoSocketProfile(
-        (100,), k=5, size=1024, delay=0.005, rounds=7, warmup=1, slow_rounds=2, very_slow_rounds=1
+        (100,),
+        CONNECT_MODES,
+        k=5,
+        size=1024,
+        delay=0.005,
+        rounds=7,
+        warmup=1,
+        slow_rounds=2,
+        very_slow_rounds=1,
     ),
     "full": IoSocketProfile(
         (10, 100, 500),
+        CONNECT_MODES,
         k=5,
         size=1024,
         delay=0.005,
@@ -122,6 +149,7 @@ def io_socket_profile(config: pytest.Config) -> tuple[str, IoSocketProfile]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if {"model", "tasks", "workers"} <= set(metafunc.fixturenames):
         _, profile = io_socket_profile(metafunc.config)
+        metafunc.parametrize("connect", profile.connects)
         parametrize_cells(metafunc, "io", profile.tasks)
 
 
@@ -142,7 +170,12 @@ def _start_server(delay: float) -> Callable[[], tuple[ServerProcess, Callable[[]
         except BaseException:  # also Ctrl-C during start-up: kill its process group
             server.kill()
             raise
-        return server, server.kill
+
+        def stop() -> None:
+            server.kill()
+            close_idle()  # this process's kept-alive connections to it
+
+        return server, stop
 
     return start
 
@@ -222,7 +255,9 @@ class _IoSocketRunner(Runner):
         )
 
 
-def io_socket_cell(config: pytest.Config, model: str, tasks: int, workers: int) -> Cell:
+def io_socket_cell(
+    config: pytest.Config, connect: str, model: str, tasks: int, workers: int
+) -> Cell:
     _, profile = io_socket_profile(config)
     # One round's least time: one task's round trips per wave of ``workers`` tasks.
     least = profile.k * profile.delay * math.ceil(tasks / workers)
@@ -238,7 +273,8 @@ def io_socket_cell(config: pytest.Config, model: str, tasks: int, workers: int) 
         model=model,
         tasks=tasks,
         workers=workers,
-        params=profile.params,
+        params=profile.params(connect),
+        group=f"{WORKLOAD}:{connect}:tasks={tasks}",
         rounds=rounds,
         warmup=warmup,
         start_method=config.getoption("start_method"),
@@ -251,6 +287,7 @@ def test_io_socket(
     benchmark: Any,
     trials: Trials,
     request: pytest.FixtureRequest,
+    connect: str,
     model: str,
     tasks: int,
     workers: int,

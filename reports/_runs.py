@@ -14,6 +14,10 @@ to the current schema (``SCHEMA_VERSION``), so nothing downstream knows about ol
   ``machine_info["boundbench"]``, ``load_avg_start`` / ``load_avg_end`` in the run's
   top-level ``boundbench_host`` (merged into the facts when read); echo cells carry
   ``client_processes``; capped pools carry ``workers_cap``.
+- schema 3: ``io_socket`` cells carry ``connect`` (``keep`` or ``fresh``) in
+  ``params``, as the prefix of their id (``test_io_socket[fresh-threads-100-100]``) and
+  in their group (``io_socket:fresh:tasks=100``).  Older io_socket cells opened a
+  connection per task: read as ``fresh`` cells, so a new run's fresh cells match them.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from typing import Any
 
 DEFAULT_STORAGE = Path(".benchmarks")
 REQUIRED_EXTRA = ("workload", "model")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # pytest-benchmark names saved runs NNNN_<name>.json
 _RUN_NUMBER = re.compile(r"^(\d{4})_")
+# The bracketed id of an io_socket test that does not name its connect mode yet
+_IO_SOCKET_ID = re.compile(r"((?:^|::)test_io_socket\[)(?!keep-|fresh-)")
 
 
 class RunError(ValueError):
@@ -154,8 +160,16 @@ def schema_version(machine_info: dict[str, Any], path: Path | str = "run") -> in
 
 def upgrade_benchmark(bench: dict[str, Any], version: int) -> dict[str, Any]:
     """One benchmark as the current schema writes it (a copy when anything changes)."""
+    if version < 2:
+        bench = _upgrade_echo(bench)
+    if version < 3:
+        bench = _upgrade_io_socket(bench)
+    return bench
+
+
+def _upgrade_echo(bench: dict[str, Any]) -> dict[str, Any]:
     extra = bench.get("extra_info") or {}
-    if version >= 2 or not _is_echo(extra) or "client_processes" in extra:
+    if not _is_echo(extra) or "client_processes" in extra:
         return bench
     # Schema 1: an echo cell's `workers` was the load client's process count.
     upgraded = dict(extra)
@@ -164,6 +178,22 @@ def upgrade_benchmark(bench: dict[str, Any], version: int) -> dict[str, Any]:
     if connections is not None:
         upgraded["workers"] = connections
     return {**bench, "extra_info": upgraded}
+
+
+def _upgrade_io_socket(bench: dict[str, Any]) -> dict[str, Any]:
+    extra = bench.get("extra_info") or {}
+    params = extra.get("params")
+    if extra.get("workload") != "io_socket" or not isinstance(params, dict) or "connect" in params:
+        return bench
+    # Before schema 3 every io_socket task opened its own connection: a `fresh` cell.
+    upgraded = {**bench, "extra_info": {**extra, "params": {**params, "connect": "fresh"}}}
+    for key in ("fullname", "name"):
+        if isinstance(bench.get(key), str):
+            upgraded[key] = _IO_SOCKET_ID.sub(r"\1fresh-", bench[key], count=1)
+    group = bench.get("group")
+    if isinstance(group, str) and group.startswith("io_socket:tasks="):
+        upgraded["group"] = "io_socket:fresh:" + group.removeprefix("io_socket:")
+    return upgraded
 
 
 def _is_echo(extra: dict[str, Any]) -> bool:

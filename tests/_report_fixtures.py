@@ -545,7 +545,8 @@ def convoy_sweep(
 
 
 def newer_cells(rng: random.Random, *, tasks: int = 100) -> list[dict[str, Any]]:
-    """io_socket cells (every model, interpreters and dask too) and the tutorial's pools."""
+    """io_socket cells with kept-alive connections (every model, interpreters and dask
+    too) and the tutorial's pools."""
     out = []
     k, delay = 5, 0.005
     ideal = k * delay
@@ -561,8 +562,10 @@ def newer_cells(rng: random.Random, *, tasks: int = 100) -> list[dict[str, Any]]
         else:
             workers, wall = (tasks if model == "threads" else 1), ideal + extra_s
         out.append(_cell(rng, bound="io", workload="io_socket", model=model, tasks=tasks,
-                         workers=workers, params={"k": k, "size": 64, "delay": delay},
-                         wall=wall, cpu=wall * 0.2, ideal=ideal, group=f"io_socket:tasks={tasks}",
+                         workers=workers,
+                         params={"k": k, "size": 64, "delay": delay, "connect": "keep"},
+                         wall=wall, cpu=wall * 0.2, ideal=ideal,
+                         group=f"io_socket:keep:tasks={tasks}",
                          save_data=True))  # fmt: skip
     # The tutorial's pools (benchmarks/test_seed.py): three ways to gather the results.
     for model in ("threads", "processes"):

@@ -1,25 +1,31 @@
 """io_socket: round trips to a delayed loopback echo server, in every flavour and model.
 
-The flavours agree byte for byte, the server's ``--delay`` is honoured (and refused when
-absurd), the address never enters a cell's recorded parameters, the benchmark module
-runs and leaves nothing behind, and the overlapping models come near the ideal.
+The flavours agree byte for byte, kept-alive connections are reused and never stale,
+the server's ``--delay`` is honoured (and refused when absurd), the address never enters
+a cell's recorded parameters, the benchmark module runs and leaves nothing behind, and
+the overlapping models come near the ideal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
+import gc
 import math
+import multiprocessing
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from benchmarks._harness import ModelCache
@@ -28,8 +34,10 @@ from tests._net_helpers import connect, no_leaks, recv_exactly
 from tests._procs import TAG_ENV, wait_gone
 from workloads import get_workload
 from workloads.io_socket import (
+    CONNECT_MODES,
     IO_SOCKET,
     MAX_DELAY,
+    close_idle,
     io_socket_coro,
     io_socket_expected,
     io_socket_gen,
@@ -56,6 +64,7 @@ def server() -> Iterator[ServerProcess]:
         yield running
     finally:
         running.kill()
+        close_idle()
 
 
 def params(server: ServerProcess, **overrides: Any) -> dict[str, Any]:
@@ -75,15 +84,20 @@ def run_flavour(flavour: str, task_id: int, kwargs: dict[str, Any]) -> Any:
 # -- the workload -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("connect", CONNECT_MODES)
 @pytest.mark.parametrize("size", [1, 8, 9, 1024, 65536])
-def test_flavours_agree_byte_for_byte(server: ServerProcess, size: int) -> None:
+def test_flavours_agree_byte_for_byte(server: ServerProcess, size: int, connect: str) -> None:
     with no_leaks():
         for task_id in (0, 3):
-            kwargs = params(server, k=3, size=size)
+            kwargs = params(server, k=3, size=size, connect=connect)
             answers = {f: run_flavour(f, task_id, kwargs) for f in ("sync", "gen", "coro")}
             expected = io_socket_expected(task_id, 3, size, DELAY)
             assert answers == {"sync": expected, "gen": expected, "coro": expected}
             assert expected[:2] == (task_id, 3 * size)
+        # Kept-alive connections wait in their pools: sync and gen one each, asyncio one
+        # per event loop (two: asyncio.run makes one per task).  Closing them leaves
+        # nothing behind.
+        assert close_idle() == (4 if connect == "keep" else 0)
 
 
 def test_requests_differ_per_task_and_round_trip() -> None:
@@ -109,6 +123,7 @@ def test_the_ideal_is_one_tasks_delays() -> None:
         ({"size": 1 << 20}, "must be 1..65536"),
         ({"delay": -1.0}, "delay=-1.0 must be 0..10.0"),
         ({"delay": math.nan}, "must be 0..10.0"),
+        ({"connect": "pool"}, "connect='pool' must be one of"),
     ],
 )
 def test_bad_parameters_are_refused_in_every_flavour(overrides: dict[str, Any], why: str) -> None:
@@ -175,8 +190,128 @@ def test_every_model_returns_the_expected_results(server: ServerProcess, name: s
     """The address travels with the task into other processes (pools, gevent's worker)."""
     kwargs = params(server)
     expected = [io_socket_expected(i, 2, 1024, DELAY) for i in range(6)]
-    with get_model(name, workers=3 if name in ("threads", "processes") else None) as model:
-        assert model.run(get_workload("io_socket"), kwargs, 6) == expected
+    try:
+        with get_model(name, workers=3 if name in ("threads", "processes") else None) as model:
+            assert model.run(get_workload("io_socket"), kwargs, 6) == expected
+    finally:
+        close_idle()
+
+
+# -- kept-alive connections ------------------------------------------------------------
+
+
+def _local_ports_to(server: ServerProcess) -> set[int]:
+    """This process's established connections to ``server``, by local port."""
+    return {
+        c.laddr.port
+        for c in psutil.Process().net_connections(kind="inet")
+        if c.raddr and c.raddr.port == server.port and c.status == psutil.CONN_ESTABLISHED
+    }
+
+
+@pytest.mark.parametrize("connect", CONNECT_MODES)
+@pytest.mark.parametrize("name", ["threads", "generator", "asyncio"])
+def test_kept_alive_connections_are_reused_across_rounds(
+    server: ServerProcess, name: str, connect: str
+) -> None:
+    """keep: the first round opens a connection per task in flight, later rounds reuse
+    them (the same local ports); fresh: every task closes its own."""
+    close_idle()  # other tests' connections to this server
+    kwargs = params(server, connect=connect)
+    expected = [io_socket_expected(i, 2, 1024, DELAY) for i in range(6)]
+    try:
+        with get_model(name, workers=6 if name == "threads" else None) as model:
+            assert model.run(IO_SOCKET, kwargs, 6) == expected
+            first = _local_ports_to(server)
+            for _ in range(2):
+                assert model.run(IO_SOCKET, kwargs, 6) == expected
+                assert _local_ports_to(server) == first
+            assert len(first) == (6 if connect == "keep" else 0)
+    finally:
+        close_idle()
+    assert not _local_ports_to(server)
+
+
+class _HangUpAfterOne:
+    """A server that echoes one request per connection, then closes it."""
+
+    def __init__(self, size: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(10)
+        self.size = size
+        self.connections = 0
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.listener.accept()
+                self.connections += 1
+                with conn:
+                    conn.sendall(recv_exactly(conn, self.size))
+                self.closed.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "gen", "coro"])
+def test_a_kept_connection_the_server_closed_is_replaced(flavour: str) -> None:
+    """The second task finds the first one's connection closed by the server while it
+    sat in the pool: it drops it and opens another, and the echo comes back."""
+    hang_up = _HangUpAfterOne(64)
+    kwargs = {"k": 1, "size": 64, "delay": 0.0, "address": hang_up.address, "connect": "keep"}
+    fn = IO_SOCKET.task(flavour, **kwargs)
+    loop = asyncio.new_event_loop()  # one loop for both tasks: its pool is per loop
+
+    def task(task_id: int) -> Any:
+        if flavour == "sync":
+            return fn(task_id)
+        if flavour == "gen":
+            return run_generators([fn(task_id)], timeout=30)[0]
+        return loop.run_until_complete(fn(task_id))
+
+    try:
+        with no_leaks():
+            assert task(0) == io_socket_expected(0, 1, 64, 0.0)
+            assert hang_up.closed.wait(10)
+            time.sleep(0.05)  # the server's FIN crosses loopback
+            assert task(1) == io_socket_expected(1, 1, 64, 0.0)
+            assert hang_up.connections == 2
+            # The second connection, closed by the server too, is the only one left.
+            assert close_idle() == 1
+            loop.close()
+            gc.collect()
+    finally:
+        loop.close()
+        hang_up.close()
+
+
+def _idle_in_child(host: str, port: int) -> bool:
+    from workloads.io_socket import _take
+
+    return _take("sync", host, port) is not None
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_does_not_use_its_parents_connections(server: ServerProcess) -> None:
+    """Two processes on one TCP connection would read each other's replies."""
+    try:
+        io_socket_sync(0, **params(server, connect="keep"))
+        assert _idle_in_child(server.host, server.port)  # here: the kept connection...
+        io_socket_sync(0, **params(server, connect="keep"))  # ...taken, given back
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            answer = pool.apply_async(_idle_in_child, (server.host, server.port))
+            assert answer.get(timeout=30) is False
+    finally:
+        close_idle()
 
 
 # -- the server's --delay ----------------------------------------------------------------
@@ -275,9 +410,10 @@ class _Config:
 
 @pytest.mark.parametrize("profile", ["quick", "standard", "full"])
 def test_the_cell_records_no_address(profile: str) -> None:
-    cell = io_socket_cell(_Config(profile), "asyncio", 10, 10)  # type: ignore[arg-type]
-    assert cell.group == "io_socket:tasks=10"
-    assert cell.info["params"] == IO_SOCKET_PROFILES[profile].params
+    cell = io_socket_cell(_Config(profile), "keep", "asyncio", 10, 10)  # type: ignore[arg-type]
+    assert cell.group == "io_socket:keep:tasks=10"
+    assert cell.info["params"] == IO_SOCKET_PROFILES[profile].params("keep")
+    assert cell.info["params"]["connect"] == "keep"
     assert "address" not in cell.info["params"]
     assert cell.info["ideal_s"] == pytest.approx(
         IO_SOCKET_PROFILES[profile].k * IO_SOCKET_PROFILES[profile].delay
@@ -290,12 +426,12 @@ def test_the_cell_records_no_address(profile: str) -> None:
 )
 def test_slow_cells_get_fewer_rounds(model: str, workers: int, rounds: int) -> None:
     """The standard group stays within its budget: serial's 2.6 s rounds are few."""
-    cell = io_socket_cell(_Config("standard"), model, 100, workers)  # type: ignore[arg-type]
+    cell = io_socket_cell(_Config("standard"), "fresh", model, 100, workers)  # type: ignore[arg-type]
     assert cell.rounds == rounds
 
 
 def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
-    cell = io_socket_cell(_Config("quick"), "generator", 10, 10)  # type: ignore[arg-type]
+    cell = io_socket_cell(_Config("quick"), "keep", "generator", 10, 10)  # type: ignore[arg-type]
     cache = ModelCache(timeout=60)
     try:
         runner = cell.prepare(cache)
@@ -303,6 +439,7 @@ def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
         assert runner.problem(measured.result) is None
         (server,) = [entry[0] for entry in cache.resources.values()]
         assert server.alive()
+        assert len(_local_ports_to(server)) == 10  # kept alive for the next round
         summary = cell.summary([measured.result])
         assert summary["server_style"] == SERVER_STYLE == "selectors"
         assert summary["server_cpu_s"] >= 0
@@ -310,15 +447,19 @@ def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
     finally:
         cache.close()
     assert not server.alive()
+    assert not _local_ports_to(server)  # closed with the server
 
 
-def test_a_dead_server_fails_the_round_and_the_next_gets_a_new_one() -> None:
+@pytest.mark.parametrize("model", ["asyncio", "threads", "generator"])
+def test_a_dead_server_fails_the_round_and_the_next_gets_a_new_one(model: str) -> None:
+    """Also with kept-alive connections to the dead server in the pools."""
     from benchmarks._harness import CellError
 
-    cell = io_socket_cell(_Config("quick"), "asyncio", 4, 4)  # type: ignore[arg-type]
+    cell = io_socket_cell(_Config("quick"), "keep", model, 4, 4)  # type: ignore[arg-type]
     cache = ModelCache(timeout=60)
     try:
         runner = cell.prepare(cache)
+        assert runner.problem(runner.round().result) is None
         (first,) = [entry[0] for entry in cache.resources.values()]
         first.kill()
         with pytest.raises(CellError, match="died"):

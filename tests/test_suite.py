@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from reports._runs import SCHEMA_VERSION
 from tests._procs import TAG_ENV, tagged, wait_gone
 from workloads import WORKLOADS
 from workloads.models import MODELS, cpu_count, unavailable_models
@@ -95,7 +96,7 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
         assert key in facts
     assert set(quick_run["boundbench_host"]) == {"load_avg_start", "load_avg_end"}
     assert "load_avg_start" not in facts, "machine_info stays the same from run to run"
-    assert facts["schema_version"] == 2
+    assert facts["schema_version"] == SCHEMA_VERSION, "the suite writes what the report reads"
     assert facts["libraries"]["pytest-benchmark"]
     assert facts["method"]["rounds"] == "interleaved"
     names = set()

@@ -8,6 +8,15 @@ the tasks.
 
 Parameters:
 - ``k`` (>= 1): round trips per task, over one connection.
+- ``connect``: how a task gets that connection.
+  - ``"keep"`` (the default): it takes an idle connection to the server from its
+    process's pool, opening one only when none is idle, and gives it back once its
+    round trips are verified, as a client of a remote service keeps its connections
+    alive (HTTP keep-alive, a database pool).  Connections outlive tasks and rounds, so
+    a round measures the round trips: requests, replies, wake-ups.
+  - ``"fresh"``: it opens its own connection and closes it at the end, so every task
+    also pays the TCP handshake and each model's set-up of a connection (asyncio's
+    transport and streams, gevent's socket wrapper).
 - ``size`` (1..``MAX_SIZE``): bytes per request; the reply is its echo.
 - ``delay`` (seconds): the server's reply delay.  The task does not use it: it makes the
   ideal, ``k * delay`` (one task's round trips, every task overlapped).
@@ -25,7 +34,13 @@ which ``io_socket_expected`` computes without a server:
 
 Every echo is compared with its request byte for byte (a mismatch raises), every wait
 is bounded (``IO_TIMEOUT`` per connect, send or receive; in ``coro`` per task step, one
-timer for the task), and the connection is closed however the task ends.
+timer for the task).  A connection goes back to the pool only after a task's round
+trips all succeeded; otherwise it is closed, however the task ends.  An idle connection
+is checked before reuse (the server closed or reset it, or sent bytes nobody asked for:
+it is closed and another one taken), so a restarted server never meets a stale one.
+The pools belong to one process (a forked child starts with none) and, for asyncio
+streams, to one event loop; ``close_idle()`` closes this process's idle connections
+(the benchmark calls it when it stops the server).
 A request is sent whole before its reply is read, as a simple RPC client does, so a
 request must fit the socket buffers and the server's high-water mark: ``MAX_SIZE``.
 """
@@ -36,12 +51,15 @@ import asyncio
 import contextlib
 import errno
 import functools
+import gc
 import ipaddress
 import math
 import os
+import select
 import socket
 import struct
 import zlib
+from collections import deque
 from collections.abc import Generator
 from typing import Any
 
@@ -50,6 +68,8 @@ from ._spec import Workload
 K = 5
 SIZE = 1024
 DELAY = 0.005
+CONNECT_MODES = ("keep", "fresh")
+CONNECT = "keep"
 # 64 KiB: far below the loopback socket buffers and the server's 256 KiB high-water mark.
 MAX_SIZE = 64 * 1024
 # The server refuses longer delays (``--delay``); so does the workload.
@@ -61,7 +81,9 @@ IO_TIMEOUT = 10.0
 _HEADER = struct.Struct("!II")
 
 
-def _check_params(k: int, size: int, delay: float) -> None:
+def _check_params(k: int, size: int, delay: float, connect: str = CONNECT) -> None:
+    if connect not in CONNECT_MODES:
+        raise ValueError(f"io_socket: connect={connect!r} must be one of {CONNECT_MODES}")
     if k < 1:
         raise ValueError(f"io_socket: k={k} must be at least 1")
     if not 1 <= size <= MAX_SIZE:
@@ -70,9 +92,9 @@ def _check_params(k: int, size: int, delay: float) -> None:
         raise ValueError(f"io_socket: delay={delay} must be 0..{MAX_DELAY} s")
 
 
-def _check(k: int, size: int, delay: float, address: str) -> tuple[str, int]:
+def _check(k: int, size: int, delay: float, address: str, connect: str) -> tuple[str, int]:
     """Valid parameters, and the server's (host, port)."""
-    _check_params(k, size, delay)
+    _check_params(k, size, delay, connect)
     if not address:
         raise ValueError(
             "io_socket: no server address; start a server "
@@ -118,10 +140,15 @@ def _verify(task_id: int, index: int, sent: bytes, echoed: bytes | bytearray) ->
 
 
 def io_socket_expected(
-    task_id: int, k: int = K, size: int = SIZE, delay: float = DELAY, address: str = ""
+    task_id: int,
+    k: int = K,
+    size: int = SIZE,
+    delay: float = DELAY,
+    address: str = "",
+    connect: str = CONNECT,
 ) -> tuple[int, int, int]:
     """What every flavour returns for ``task_id``, computed without a server (``address``
-    is accepted and unused: the echo does not depend on where the server is)."""
+    and ``connect`` are accepted and unused: the echo depends on neither)."""
     crc = 0
     for index in range(k):
         crc = zlib.crc32(request(task_id, index, size), crc)
@@ -137,54 +164,229 @@ def _recv_exactly(sock: socket.socket, view: memoryview) -> None:
         got += count
 
 
-def io_socket_sync(
-    task_id: int, k: int = K, size: int = SIZE, delay: float = DELAY, address: str = ""
-) -> tuple[int, int, int]:
-    host, port = _check(k, size, delay, address)
-    echoed = bytearray(size)
-    view = memoryview(echoed)
-    crc = 0
+# -- kept-alive connections ---------------------------------------------------------------
+
+_Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+_StreamPools = dict[tuple[str, int], deque[_Streams]]
+# This process's idle connections: (flavour, host, port) -> sockets ("sync": blocking
+# with a timeout; "gen": non-blocking), and asyncio streams per event loop: id(loop) ->
+# (the loop, (host, port) -> its idle streams).  Deques, so that threads may take and
+# give back without a lock (append and pop are atomic).  ``_owner``: the process they
+# belong to; a forked child drops what it inherited (its parent's connections).
+_idle: dict[tuple[str, str, int], deque[socket.socket]] = {}
+_idle_streams: dict[
+    int, tuple[asyncio.AbstractEventLoop, dict[tuple[str, int], deque[_Streams]]]
+] = {}
+_owner = os.getpid()
+
+
+def _pools_of_this_process() -> None:
+    global _owner
+    if _owner != os.getpid():
+        _owner = os.getpid()
+        _idle.clear()
+        _idle_streams.clear()
+
+
+def _pending(fd: int) -> bool:
+    """Whether an idle connection has something to read: the server closed or reset it,
+    or sent bytes nobody asked for.  Either way it cannot carry a request."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _unusable(sock: socket.socket) -> bool:
+    """``_pending`` for a socket object, without ``select``: a peek that does not wait.
+
+    gevent's patched ``select.poll`` passes through its hub (~26 µs here against 1 µs);
+    a zero timeout makes its socket, like CPython's, fail at once instead of waiting.
+    """
+    timeout = sock.gettimeout()
+    if timeout != 0:
+        sock.settimeout(0)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        if timeout != 0:
+            sock.settimeout(timeout)
+    return True
+
+
+def _take(flavour: str, host: str, port: int) -> socket.socket | None:
+    """An idle connection to (host, port) that can carry a request, or None."""
+    _pools_of_this_process()
+    idle = _idle.setdefault((flavour, host, port), deque())
+    while True:
+        try:
+            sock = idle.pop()
+        except IndexError:
+            return None
+        if not _unusable(sock):
+            return sock
+        sock.close()
+
+
+def _release(flavour: str, host: str, port: int, sock: socket.socket, connect: str) -> None:
+    """After a task's round trips all succeeded: keep its connection, or close it."""
+    if connect == "keep":
+        _idle.setdefault((flavour, host, port), deque()).append(sock)
+    else:
+        sock.close()
+
+
+def _idle_streams_of(loop: asyncio.AbstractEventLoop) -> _StreamPools:
+    _pools_of_this_process()
+    # The loop is held with its streams, so its id cannot name another loop meanwhile;
+    # a closed loop's streams stay until close_idle() (collecting them here could land
+    # a garbage collection inside a timed round).
+    entry = _idle_streams.get(id(loop))
+    if entry is None:
+        entry = _idle_streams[id(loop)] = (loop, {})
+    return entry[1]
+
+
+def _take_streams(host: str, port: int) -> _Streams | None:
+    idle = _idle_streams_of(asyncio.get_running_loop()).setdefault((host, port), deque())
+    while idle:
+        reader, writer = idle.pop()
+        fd = writer.get_extra_info("socket").fileno()
+        if writer.is_closing() or reader.at_eof() or fd < 0 or _pending(fd):
+            writer.close()
+            continue
+        return reader, writer
+    return None
+
+
+def _close_idle_streams() -> tuple[int, bool]:
+    """Close the idle streams of every loop: how many, and whether a loop was closed."""
+    count, orphans = 0, False
+    for loop, pools in _idle_streams.values():
+        for streams in pools.values():
+            for _reader, writer in streams:
+                with contextlib.suppress(RuntimeError):  # the loop is closed
+                    writer.close()
+                count += 1
+                orphans = orphans or loop.is_closed()
+    _idle_streams.clear()
+    return count, orphans
+
+
+def close_idle() -> int:
+    """Close this process's idle kept-alive connections; returns how many there were.
+
+    Streams whose event loop is closed cannot close through it (their transport would
+    schedule the close on that loop): they are dropped and collected, which closes their
+    sockets.
+    """
+    _pools_of_this_process()
+    count = 0
+    for idle in _idle.values():
+        while idle:
+            idle.pop().close()
+            count += 1
+    _idle.clear()
+    streams, orphans = _close_idle_streams()
+    if orphans:
+        # Collected only once nothing refers to them: not from the loop above, whose
+        # variables would still hold the last ones.  Transports and protocols refer to
+        # each other: a cycle, for the cyclic collector.
+        gc.collect()
+    return count + streams
+
+
+# -- the flavours -------------------------------------------------------------------------
+
+
+def _open_blocking(host: str, port: int) -> socket.socket:
     # Not socket.create_connection: it resolves the address first, which gevent does in
     # a thread pool; the address is an IP already.
-    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
         sock.settimeout(IO_TIMEOUT)
         sock.connect((host, port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def io_socket_sync(
+    task_id: int,
+    k: int = K,
+    size: int = SIZE,
+    delay: float = DELAY,
+    address: str = "",
+    connect: str = CONNECT,
+) -> tuple[int, int, int]:
+    host, port = _check(k, size, delay, address, connect)
+    echoed = bytearray(size)
+    view = memoryview(echoed)
+    crc = 0
+    sock = (_take("sync", host, port) if connect == "keep" else None) or _open_blocking(host, port)
+    try:
         for index in range(k):
             sent = request(task_id, index, size)
             sock.sendall(sent)
             _recv_exactly(sock, view)
             _verify(task_id, index, sent, echoed)
             crc = zlib.crc32(echoed, crc)
+    except BaseException:
+        sock.close()
+        raise
+    _release("sync", host, port, sock, connect)
     return task_id, k * size, crc
 
 
+def _open_nonblocking(host: str, port: int) -> Generator[Any, None, socket.socket]:
+    from .models.generator import Wait
+
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        code = sock.connect_ex((host, port))
+        if code == errno.EINPROGRESS:
+            yield Wait(sock, "w", IO_TIMEOUT)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise ConnectionError(code, f"cannot connect to {host}:{port}: {os.strerror(code)}")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def io_socket_gen(
-    task_id: int, k: int = K, size: int = SIZE, delay: float = DELAY, address: str = ""
+    task_id: int,
+    k: int = K,
+    size: int = SIZE,
+    delay: float = DELAY,
+    address: str = "",
+    connect: str = CONNECT,
 ) -> Generator[Any, None, tuple[int, int, int]]:
     # Imported here, not at the top: ``workloads`` imports this module while it is
     # itself being imported, and ``workloads.models`` (plugins and all) must not load
     # inside that; by the time a task runs, both are complete.
     from .models.generator import Wait
 
-    host, port = _check(k, size, delay, address)
+    host, port = _check(k, size, delay, address, connect)
     echoed = bytearray(size)
     view = memoryview(echoed)
     crc = 0
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock = _take("gen", host, port) if connect == "keep" else None
+    if sock is None:
+        sock = yield from _open_nonblocking(host, port)
     try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # One Wait of each kind, yielded again and again: the scheduler keeps a socket
         # registered while its task waits on it.
         readable = Wait(sock, "r", IO_TIMEOUT)
         writable = Wait(sock, "w", IO_TIMEOUT)
-        code = sock.connect_ex((host, port))
-        if code == errno.EINPROGRESS:
-            yield writable
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            raise ConnectionError(code, f"cannot connect to {host}:{port}: {os.strerror(code)}")
         for index in range(k):
             sent = request(task_id, index, size)
             out = memoryview(sent)
@@ -208,20 +410,29 @@ def io_socket_gen(
                 got += count
             _verify(task_id, index, sent, echoed)
             crc = zlib.crc32(echoed, crc)
-    finally:
+    except BaseException:
         sock.close()
+        raise
+    _release("gen", host, port, sock, connect)
     return task_id, k * size, crc
 
 
 async def io_socket_coro(
-    task_id: int, k: int = K, size: int = SIZE, delay: float = DELAY, address: str = ""
+    task_id: int,
+    k: int = K,
+    size: int = SIZE,
+    delay: float = DELAY,
+    address: str = "",
+    connect: str = CONNECT,
 ) -> tuple[int, int, int]:
-    host, port = _check(k, size, delay, address)
+    host, port = _check(k, size, delay, address, connect)
     crc = 0
     # One bound for the whole task, IO_TIMEOUT for each of its steps (the connection and
     # k round trips): a timer per round trip would cost a fifth of the task's CPU.
     async with asyncio.timeout(IO_TIMEOUT * (k + 1)):
-        reader, writer = await asyncio.open_connection(host, port)
+        streams = _take_streams(host, port) if connect == "keep" else None
+        reader, writer = streams or await asyncio.open_connection(host, port)
+        kept = False
         try:
             for index in range(k):
                 sent = request(task_id, index, size)
@@ -230,18 +441,27 @@ async def io_socket_coro(
                 echoed = await reader.readexactly(size)
                 _verify(task_id, index, sent, echoed)
                 crc = zlib.crc32(echoed, crc)
+            if connect == "keep":
+                idle = _idle_streams_of(asyncio.get_running_loop())
+                idle.setdefault((host, port), deque()).append((reader, writer))
+                kept = True
         finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            if not kept:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
     return task_id, k * size, crc
 
 
 def io_socket_seconds(
-    k: int = K, size: int = SIZE, delay: float = DELAY, address: str = ""
+    k: int = K,
+    size: int = SIZE,
+    delay: float = DELAY,
+    address: str = "",
+    connect: str = CONNECT,
 ) -> float:
     """The ideal: one task's round trips, each waiting the server's delay."""
-    _check_params(k, size, delay)
+    _check_params(k, size, delay, connect)
     return k * delay
 
 
@@ -251,7 +471,7 @@ IO_SOCKET = Workload(
     sync=io_socket_sync,
     gen=io_socket_gen,
     coro=io_socket_coro,
-    defaults={"k": K, "size": SIZE, "delay": DELAY, "address": ""},
+    defaults={"k": K, "size": SIZE, "delay": DELAY, "address": "", "connect": CONNECT},
     duration=io_socket_seconds,
     expected=io_socket_expected,
 )
