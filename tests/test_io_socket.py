@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import contextlib
 import gc
 import math
 import multiprocessing
@@ -33,6 +32,7 @@ from benchmarks.test_io_socket import IO_SOCKET_PROFILES, SERVER_STYLE, io_socke
 from tests._net_helpers import connect, no_leaks, recv_exactly
 from tests._procs import TAG_ENV, wait_gone
 from workloads import get_workload
+from workloads import io_socket as io_socket_module
 from workloads.io_socket import (
     CONNECT_MODES,
     IO_SOCKET,
@@ -237,10 +237,11 @@ class _HangUpAfterOne:
 
     def __init__(self, size: int) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(10)
+        self.listener.settimeout(0.1)  # looks at `stopping` that often
         self.size = size
         self.connections = 0
         self.closed = threading.Event()
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -249,23 +250,33 @@ class _HangUpAfterOne:
         return f"127.0.0.1:{self.listener.getsockname()[1]}"
 
     def _serve(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
+        while not self.stopping.is_set():
+            try:
                 conn, _ = self.listener.accept()
-                self.connections += 1
-                with conn:
-                    conn.sendall(recv_exactly(conn, self.size))
-                self.closed.set()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with conn:
+                conn.settimeout(10)
+                conn.sendall(recv_exactly(conn, self.size))
+            self.closed.set()
 
     def close(self) -> None:
-        self.listener.close()
+        self.stopping.set()
         self.thread.join(10)
+        self.listener.close()
 
 
+@pytest.mark.parametrize("tcp_info", [True, False], ids=["tcp_info", "poll"])
 @pytest.mark.parametrize("flavour", ["sync", "gen", "coro"])
-def test_a_kept_connection_the_server_closed_is_replaced(flavour: str) -> None:
+def test_a_kept_connection_the_server_closed_is_replaced(
+    flavour: str, tcp_info: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The second task finds the first one's connection closed by the server while it
-    sat in the pool: it drops it and opens another, and the echo comes back."""
+    sat in the pool: it drops it and opens another, and the echo comes back.  Both
+    checks: Linux's TCP state, and the poll used where TCP_INFO is missing."""
+    if not tcp_info:
+        monkeypatch.setattr(io_socket_module, "_TCP_INFO", None)
     hang_up = _HangUpAfterOne(64)
     kwargs = {"k": 1, "size": 64, "delay": 0.0, "address": hang_up.address, "connect": "keep"}
     fn = IO_SOCKET.task(flavour, **kwargs)
