@@ -30,7 +30,7 @@ from workloads import (
     machine_facts,
     resolve_spec,
 )
-from workloads.machine import library_versions, load_average
+from workloads.machine import library_versions, load_average, other_cpu_share
 from workloads.models import BROKEN_PLUGINS, DEFAULT_START_METHOD, MODELS, PLUGINS, START_METHODS
 from workloads.models.dask_model import check_scheduler_address
 
@@ -39,6 +39,7 @@ from workloads.models.dask_model import check_scheduler_address
 SCHEMA_VERSION = 3
 TRIALS = pytest.StashKey[Trials]()
 LOAD_AT_START = pytest.StashKey[list[float] | None]()
+OTHER_CPU_AT_START = pytest.StashKey[float | None]()
 OLD_SIGTERM = pytest.StashKey[Any]()
 # Benchmark tests measure their whole batch in the first one; every wait inside is
 # bounded by --cell-timeout, so pytest-timeout's per-test limit only has to be generous.
@@ -111,6 +112,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _saves_results(config: pytest.Config) -> bool:
+    """Whether pytest-benchmark will write this session's figures somewhere."""
+    if getattr(config.option, "benchmark_disable", False):
+        return False
+    return any(
+        getattr(config.option, name, None)
+        for name in ("benchmark_autosave", "benchmark_save", "benchmark_json")
+    )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     broken = [BROKEN_PLUGINS[name] for name in selected_models(config) if name in BROKEN_PLUGINS]
@@ -143,6 +154,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "benchmark_save_data"):
         config.option.benchmark_save_data = True
     config.stash[LOAD_AT_START] = load_average()
+    if _saves_results(config):
+        # Half a second of watching what else runs: only for runs that keep their figures.
+        config.stash[OTHER_CPU_AT_START] = other_cpu_share()
     # A CI runner that times out sends SIGTERM: end the session as Ctrl-C does, through
     # the teardown that stops every pool, worker and server (bounded), not past it.
     if threading.current_thread() is threading.main_thread():
@@ -249,6 +263,7 @@ def pytest_benchmark_update_json(
     output_json["boundbench_host"] = {
         "load_avg_start": config.stash.get(LOAD_AT_START, None),
         "load_avg_end": load_average(),
+        "other_cpu_start": config.stash.get(OTHER_CPU_AT_START, None),
     }
 
 

@@ -167,6 +167,8 @@ def cap_limit(extra: Mapping[str, Any]) -> float | None:
 # "may".)  The load at the end is recorded, not judged: a threaded echo server's hundred
 # threads alone lift it far above the core count on a quiet host.
 BUSY_LOAD_START = 0.5
+# Other processes' share of every core just before the run above which it was busy.
+BUSY_OTHER_SHARE = 0.25
 
 
 def _load(value: Any) -> float | None:
@@ -176,23 +178,34 @@ def _load(value: Any) -> float | None:
 
 
 def host_load_warning(machine_info: Mapping[str, Any]) -> str | None:
-    """One phrase when the load average says the host was busy with other work, else None."""
+    """One phrase when the host was busy with other work as the run started, else None.
+
+    From the share of the cores that other processes used just before the run
+    (``other_cpu_start``); runs saved without it are judged by their 1-minute load
+    average, which also counts a run that ended within the last minute or so.
+    """
     facts = machine_info.get("boundbench")
     if not isinstance(facts, dict):
         return None
     cores = _int(facts.get("cpu_count")) or usable_cpus(machine_info)
+    other = _number(facts.get("other_cpu_start"))
+    if other is not None:
+        if other <= BUSY_OTHER_SHARE:
+            return None
+        where = f" of {cores} cores" if cores else ""
+        return (
+            f"host busy: other processes used {other:.0%}{where} just before the run"
+            f" started (above {BUSY_OTHER_SHARE:.0%}); its figures may be slow or noisy"
+        )
     if not cores:
         return None
     start = _load(facts.get("load_avg_start"))
-    parts = []
-    if start is not None and start > BUSY_LOAD_START * cores:
-        parts.append(
-            f"load average {start:.2f} before the run started"
-            f" (above {BUSY_LOAD_START:g} x {cores} cores)"
-        )
-    if not parts:
+    if start is None or start <= BUSY_LOAD_START * cores:
         return None
-    return "host busy: " + "; ".join(parts) + "; its figures may be slow or noisy"
+    return (
+        f"host busy: load average {start:.2f} before the run started"
+        f" (above {BUSY_LOAD_START:g} x {cores} cores); its figures may be slow or noisy"
+    )
 
 
 def _facts(machine_info: Mapping[str, Any]) -> Mapping[str, Any]:

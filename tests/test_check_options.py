@@ -190,6 +190,28 @@ def test_library_versions_and_a_busy_host_are_warned(
     assert "baseline run: host busy" not in out
 
 
+def test_a_busy_host_is_judged_by_what_else_used_the_cores(
+    storage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs that measured other processes' CPU: a high load average left by the run
+    before (back to back) is no warning; other work on the cores is."""
+    machine = copy.deepcopy(MACHINE_INFO)
+    machine["boundbench"].update(
+        schema_version=3, load_avg_start=[1.8, 0.9, 0.5], other_cpu_start=0.04
+    )
+    save(storage, 1, machine=machine)
+    busy = copy.deepcopy(machine)
+    busy["boundbench"].update(load_avg_start=[0.2, 0.1, 0.1], other_cpu_start=0.41)
+    save(storage, 2, machine=busy)
+    code, out, _ = check(capsys, storage)
+    assert code == 0
+    assert "baseline run: host busy" not in out
+    assert (
+        "warning: current run: host busy: other processes used 41% of 2 cores just before"
+        " the run started (above 25%)" in out
+    )
+
+
 def test_unstable_cells_are_named(storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
     save(storage, 1)
     save(storage, 2, sigma=0.03)

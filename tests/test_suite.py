@@ -94,7 +94,9 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
         "libraries",
     ):
         assert key in facts
-    assert set(quick_run["boundbench_host"]) == {"load_avg_start", "load_avg_end"}
+    host = quick_run["boundbench_host"]
+    assert set(host) == {"load_avg_start", "load_avg_end", "other_cpu_start"}
+    assert 0.0 <= host["other_cpu_start"] <= 1.0
     assert "load_avg_start" not in facts, "machine_info stays the same from run to run"
     assert facts["schema_version"] == SCHEMA_VERSION, "the suite writes what the report reads"
     assert facts["libraries"]["pytest-benchmark"]
