@@ -41,6 +41,10 @@ MODE_TITLES = {
 DEFAULT_MIN_EFFECT = 0.10
 # A shift is the median change of many cells: its noise is a fraction of one cell's.
 DEFAULT_SHIFT_EFFECT = 0.05
+# With fewer rounds than this in either run a cell gets no verdict of its own (one or two
+# rounds carry no measure of their noise; a single slow round read +90% between hours);
+# its change still counts in its family's and its model's shifts.
+CELL_MIN_ROUNDS = 3
 # The fewest cells whose median change is a shift worth judging.
 MIN_SHIFT_CELLS = 3
 
@@ -78,6 +82,7 @@ class Settings:
     # or the family and model ("echo:* select"); first wins
     shift_effects: tuple[tuple[str, float], ...] = ()
     shift_effect: float = DEFAULT_SHIFT_EFFECT
+    cell_min_rounds: int = CELL_MIN_ROUNDS
 
     def shift_effect_for(self, label: str) -> float:
         for pattern, effect in self.shift_effects:
@@ -86,10 +91,11 @@ class Settings:
         return self.shift_effect
 
     def effect_for(self, measure: Measure) -> float:
+        """The group's minimum effect: the first pattern that matches the group, the
+        group and model as shifts name them ("echo:* nonblocking"), or the fullname."""
+        labels = (measure.group, f"{measure.group} {measure.model}", measure.key)
         for pattern, effect in self.group_effects:
-            if fnmatch.fnmatchcase(measure.group, pattern) or fnmatch.fnmatchcase(
-                measure.key, pattern
-            ):
+            if any(fnmatch.fnmatchcase(label, pattern) for label in labels):
                 return effect
         return self.min_effect
 
@@ -312,6 +318,9 @@ def compare_cell(baseline: Measure, current: Measure, settings: Settings) -> Row
             p = _stats.p_better(baseline.rounds, current.rounds, higher_is_better=higher)
             faster = faster and p <= settings.alpha
             slower = False
+    if 0 < min(n_base, n_cur) < settings.cell_min_rounds:
+        fallback = f"{n_base}+{n_cur} rounds: too few for a verdict of its own"
+        slower = faster = False
     verdict = "regression" if slower else "improved" if faster else "ok"
     return Row(
         key=current.key,

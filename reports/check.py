@@ -203,9 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATTERN=E",
-        help="minimum effect for cells whose group (or fullname) matches the glob PATTERN;"
-        " repeatable, the first match wins (these before the config's):"
-        " --min-effect-group 'io_sleep*=0.2'",
+        help="minimum effect for cells whose group, group and model ('echo:* nonblocking')"
+        " or fullname matches the glob PATTERN; repeatable, the first match wins (these"
+        " before the config's): --min-effect-group 'io_sleep*=0.2'",
     )
     parser.add_argument(
         "--config",
@@ -604,17 +604,24 @@ def _describe(selection: Selection, comparison: Comparison, mode_note: str | Non
         lines.append(f"significance: {test}")
     else:
         fallbacks: dict[str, int] = {}
+        unjudged = 0
         for row in rows:
-            if row.method != MWU:
-                reason = "no round data" if row.fallback == "no round data" else "too few rounds"
-                fallbacks[reason] = fallbacks.get(reason, 0) + 1
+            if row.method == MWU:
+                continue
+            if min(row.rounds) and min(row.rounds) < settings.cell_min_rounds:
+                unjudged += 1
+                continue
+            reason = "no round data" if row.fallback == "no round data" else "too few rounds"
+            fallbacks[reason] = fallbacks.get(reason, 0) + 1
         why = ", ".join(f"{count} with {reason}" for reason, count in fallbacks.items())
         if tested:
             lines.append(f"significance: {test}, for {tested} of {len(rows)} cells")
-        lines.append(
-            f"threshold fallback for {len(rows) - tested} of {len(rows)} cells ({why}):"
-            f" {_effects(settings)} decides alone, without a significance test"
-        )
+        if fallbacks:
+            lines.append(
+                f"threshold fallback for {sum(fallbacks.values())} of {len(rows)} cells"
+                f" ({why}): {_effects(settings)} decides alone, without a significance test"
+            )
+
         if "no round data" in fallbacks:
             lines.append("  (raw rounds are kept by --benchmark-save-data; the profiles set it)")
         if "too few rounds" in fallbacks:
@@ -622,6 +629,12 @@ def _describe(selection: Selection, comparison: Comparison, mode_note: str | Non
             lines.append(
                 f"  (the test needs at least {need}+{need} rounds to reach alpha"
                 f" {settings.alpha:g}; use a profile with more rounds)"
+            )
+        if unjudged:
+            lines.append(
+                f"no verdict of their own for {unjudged} of {len(rows)} cells, with fewer"
+                f" than {settings.cell_min_rounds} rounds in a run: their changes count in"
+                " the shifts"
             )
     return lines
 

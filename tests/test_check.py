@@ -124,6 +124,36 @@ def test_improvement_is_reported_and_passes(
     assert "1 improved" in out
 
 
+def test_a_cell_of_one_or_two_rounds_has_no_verdict_of_its_own(
+    storage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One slow round is no evidence; a whole family's shift still is."""
+    for number, slow in ((1, None), (2, {THREADS.name: 1.9})):
+        write_run(storage, number, run_data(rng(number), n_rounds=2, slow=slow))
+    code, out, _ = check(capsys, storage)
+    assert code == 0, out
+    line = next(line for line in out.splitlines() if line.startswith(THREADS.name))
+    assert "2+2 rounds: too few for a verdict of its own" in line
+    assert line.rstrip().endswith("ok")
+    write_run(storage, 3, run_data(rng(3), n_rounds=2, slow={"cpu_loop": 1.3}))
+    code, out, _ = check(capsys, storage, "--baseline", "1", "--current", "3")
+    assert code == 1, out
+    assert "REGRESSION: 1 shift(s): cpu_loop:*" in out
+
+
+def test_a_minimum_effect_can_name_a_groups_model(
+    storage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save(storage, 1)
+    save(storage, 2, slow={THREADS.name: 1.5})
+    code, _, _ = check(capsys, storage)
+    assert code == 1
+    code, out, _ = check(capsys, storage, "--min-effect-group", "cpu_loop:* threads=0.6")
+    assert code == 0, out
+    code, out, _ = check(capsys, storage, "--min-effect-group", "cpu_loop:* serial=0.6")
+    assert code == 1, out
+
+
 def test_slowdown_below_minimum_effect_is_not_a_regression(
     storage: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
