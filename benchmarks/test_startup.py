@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks._harness import (
+    APART,
     CPU_BATCH,
     Cell,
     ModelCache,
@@ -98,7 +99,7 @@ def startup_cell(config: pytest.Config, model: str, variant: dict[str, Any]) -> 
         rounds=min(profile.startup_rounds, MODELS[model].startup_rounds or profile.startup_rounds),
         warmup=1,
         # Interleaved with the CPU cells: a start-up is mostly CPU (forks, imports).
-        batch=f"model:{model}" if MODELS[model].own_batch else CPU_BATCH,
+        batch=f"{APART}{model}" if MODELS[model].own_batch else CPU_BATCH,
         info={
             "bound": "cpu",
             "workload": "startup",

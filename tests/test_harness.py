@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 
 from benchmarks._harness import (
+    APART,
+    CPU_BATCH,
     CallCell,
     ModelCache,
     Outcome,
     _interleave,
     _ReplayClock,
+    batch_name,
     model_cell,
     schedule,
 )
@@ -44,6 +47,16 @@ def _recording_cell(name: str, log: list[str], rounds: int, warmup: int = 0) -> 
         return name
 
     return CallCell(group="g", rounds=rounds, warmup=warmup, info={}, call=call, expect=name)
+
+
+def test_a_model_that_runs_apart_does_so_one_module_at_a_time() -> None:
+    cpu, io = "benchmarks/test_cpu.py::test_cpu_loop[dask-2-2]", "benchmarks/test_io.py::x"
+    assert batch_name(None, cpu) == "benchmarks/test_cpu.py"
+    dask_cpu, dask_io = batch_name(f"{APART}dask", cpu), batch_name(f"{APART}dask", io)
+    assert dask_cpu != dask_io  # one module's clusters alive at a time
+    assert dask_cpu not in ("benchmarks/test_cpu.py", CPU_BATCH)
+    # A batch that spans modules on purpose stays one.
+    assert batch_name(CPU_BATCH, cpu) == batch_name(CPU_BATCH, io) == CPU_BATCH
 
 
 def test_rounds_are_interleaved_in_random_order_after_all_warmups() -> None:
