@@ -293,6 +293,12 @@ def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
     return out, unmeasured
 
 
+def too_few_rounds(rounds: tuple[int, int], settings: Settings) -> bool:
+    """Whether a cell measured in (baseline, current) rounds gets no verdict of its own
+    (runs saved without round data are judged on their summary, as before)."""
+    return 0 < min(rounds) < settings.cell_min_rounds
+
+
 def compare_cell(baseline: Measure, current: Measure, settings: Settings) -> Row:
     higher = HIGHER_IS_BETTER[settings.mode]
     effect = settings.effect_for(current)
@@ -318,7 +324,7 @@ def compare_cell(baseline: Measure, current: Measure, settings: Settings) -> Row
             p = _stats.p_better(baseline.rounds, current.rounds, higher_is_better=higher)
             faster = faster and p <= settings.alpha
             slower = False
-    if 0 < min(n_base, n_cur) < settings.cell_min_rounds:
+    if too_few_rounds((n_base, n_cur), settings):
         fallback = f"{n_base}+{n_cur} rounds: too few for a verdict of its own"
         slower = faster = False
     verdict = "regression" if slower else "improved" if faster else "ok"

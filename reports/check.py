@@ -48,6 +48,7 @@ from ._compare import (
     same_interpreter,
     same_machine,
     setting_differences,
+    too_few_rounds,
 )
 from ._runs import DEFAULT_STORAGE, Run, RunError, find_run_files, read_run
 
@@ -608,7 +609,7 @@ def _describe(selection: Selection, comparison: Comparison, mode_note: str | Non
         for row in rows:
             if row.method == MWU:
                 continue
-            if min(row.rounds) and min(row.rounds) < settings.cell_min_rounds:
+            if too_few_rounds(row.rounds, settings):
                 unjudged += 1
                 continue
             reason = "no round data" if row.fallback == "no round data" else "too few rounds"
