@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 import time
@@ -21,8 +22,10 @@ from benchmarks._harness import (
     batch_name,
     model_cell,
     schedule,
+    timed_run,
 )
 from benchmarks._profiles import PROFILES
+from workloads.models import Model
 
 
 @pytest.mark.parametrize(
@@ -72,6 +75,43 @@ def test_rounds_are_interleaved_in_random_order_after_all_warmups() -> None:
     assert len({tuple(p) for p in passes}) > 1, "the order changes from pass to pass"
     assert all(len(outcomes[name].seconds) == 6 for name in "abcd")
     assert all(outcome.error is None for outcome in outcomes.values())
+
+
+def test_measured_rounds_run_with_the_harness_heap_frozen_and_it_thaws_after() -> None:
+    """A full collection in a round walks the round's own objects, not pytest's."""
+    frozen: list[bool] = []
+
+    def call() -> str:
+        frozen.append(gc.get_freeze_count() > 0)
+        return "x"
+
+    cells = {"x": CallCell(group="g", rounds=3, warmup=1, info={}, call=call, expect="x")}
+    gc.unfreeze()
+    _interleave(ModelCache(timeout=5), cells, {}, seed=0)
+    assert frozen == [False, True, True, True]  # the warm-up before the freeze
+    assert gc.get_freeze_count() == 0
+
+
+class _TimedElsewhere(Model):
+    """A model that times its tasks where they ran, as gevent's worker does."""
+
+    name = "elsewhere"
+    flavour = "sync"
+
+    def run(self, workload: Any, params: dict[str, Any], tasks: int) -> list[Any]:
+        time.sleep(0.05)  # the pipe to the helper process, say
+        self.last_run_s = 0.01
+        return [None] * tasks
+
+
+def test_a_round_is_timed_where_the_model_says_its_tasks_ran() -> None:
+    model = _TimedElsewhere().start()
+    timed = timed_run(model, lambda: model.run(None, {}, 2))
+    assert timed.seconds == 0.01
+    assert timed.result == [None, None]
+    assert timed_run(model, lambda: model.run(None, {}, 1), slow=1.5).seconds == 0.01 * 1.5
+    # A run that does not say so is timed around run(): no stale figure is reused.
+    assert 0.0 <= timed_run(model, lambda: []).seconds < 0.01
 
 
 def test_a_wrong_result_fails_its_cell_only_and_stops_its_rounds() -> None:

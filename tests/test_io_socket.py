@@ -153,6 +153,70 @@ def test_no_server_fails_fast_and_closes_the_socket(flavour: str) -> None:
         assert time.monotonic() - started < 5
 
 
+def _silent_server() -> socket.socket:
+    """A listener that takes connections (the kernel's backlog) and never answers."""
+    return socket.create_server(("127.0.0.1", 0))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_RCVTIMEO: Linux only")
+def test_sync_sockets_wait_without_a_poll_and_are_bounded_by_the_kernel(
+    server: ServerProcess,
+) -> None:
+    close_idle()
+    io_socket_sync(0, **params(server, connect="keep"))
+    (sock,) = [s for idle in io_socket_module._idle.values() for s in idle]
+    # No Python timeout (it would poll before every call), the kernel's instead.
+    assert sock.gettimeout() is None
+    bound = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+    assert bound == io_socket_module._KERNEL_TIMEOUT
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16) == bound
+    close_idle()
+
+
+def test_a_server_that_never_answers_times_a_sync_task_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(io_socket_module, "IO_TIMEOUT", 0.3)
+    monkeypatch.setattr(io_socket_module, "_KERNEL_TIMEOUT", io_socket_module._timeval(0.3))
+    with _silent_server() as silent:
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        for connect in CONNECT_MODES:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                io_socket_sync(0, k=2, size=100, delay=0.0, address=address, connect=connect)
+            assert time.monotonic() - started < 5
+    assert not any(io_socket_module._idle.values())  # the timed-out connection is closed
+
+
+_GEVENT_SILENT = """
+from gevent import monkey; monkey.patch_all()
+import socket, sys, time
+from workloads import io_socket
+io_socket.IO_TIMEOUT = 0.3
+silent = socket.create_server(("127.0.0.1", 0))
+address = "127.0.0.1:%d" % silent.getsockname()[1]
+started = time.monotonic()
+try:
+    io_socket.io_socket_sync(0, k=2, size=100, delay=0.0, address=address, connect="fresh")
+except TimeoutError as exc:
+    print("timeout", round(time.monotonic() - started, 1), exc)
+"""
+
+
+@pytest.mark.skipif("gevent" in unavailable_models(), reason="gevent is not installed")
+def test_under_gevent_a_task_that_never_gets_an_answer_times_out() -> None:
+    """gevent's sockets wait without a timer each; the task's one deadline bounds them."""
+    done = subprocess.run(
+        [sys.executable, "-c", _GEVENT_SILENT],
+        capture_output=True, text=True, timeout=60, env=child_env(), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    word, took, *why = done.stdout.split()
+    assert word == "timeout", done.stdout
+    assert 0.3 <= float(took) < 5, done.stdout
+    assert "round trips took over 0.9 s" in " ".join(why), done.stdout
+
+
 def test_an_echo_that_differs_fails_the_task() -> None:
     """A server that answers with other bytes: every flavour notices, byte for byte."""
     with socket.create_server(("127.0.0.1", 0)) as listener:

@@ -392,6 +392,18 @@ def test_gevent_task_error_fails_the_cell_not_the_worker() -> None:
         assert model.run(get_workload("io_sleep"), {"k": 1, "d": 0.001}, 1) == [(0, 1)]
 
 
+def test_gevent_times_its_runs_in_the_worker_without_the_pipe() -> None:
+    with get_model("gevent") as model:
+        assert model.info()["timed_in"] == "worker"
+        started = time.perf_counter()
+        assert model.run(get_workload("io_sleep"), {"k": 2, "d": 0.05}, 3) == [
+            (0, 2), (1, 2), (2, 2)
+        ]  # fmt: skip
+        around = time.perf_counter() - started
+        assert model.last_run_s is not None
+        assert 0.1 <= model.last_run_s <= around
+
+
 @pytest.mark.parametrize("name", [n for n in AVAILABLE_NAMES if n != "serial"])
 def test_a_timeout_fails_the_run_and_retires_the_model(name: str) -> None:
     """Every model that waits on something gives up cleanly; the cache then rebuilds it."""

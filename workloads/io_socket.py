@@ -26,8 +26,8 @@ Parameters:
 
 Variants (flavours), all returning ``(task_id, k * size, crc32 of every echoed byte)``,
 which ``io_socket_expected`` computes without a server:
-- ``sync``: blocking sockets with a timeout; under gevent's ``monkey.patch_all()`` they
-  yield to its hub.
+- ``sync``: blocking sockets, each wait bounded (``_bound_waits``); under gevent's
+  ``monkey.patch_all()`` they yield to its hub.
 - ``gen``: non-blocking sockets; the task yields ``Wait(sock, "r"|"w", timeout)`` and the
   generator model wakes it with ``selectors``.
 - ``coro``: asyncio streams (``open_connection``, ``readexactly``).
@@ -59,6 +59,7 @@ import os
 import select
 import socket
 import struct
+import sys
 import zlib
 from collections import deque
 from collections.abc import Generator
@@ -306,6 +307,57 @@ def close_idle() -> int:
 # -- the flavours -------------------------------------------------------------------------
 
 
+def _is_gevent(sock: socket.socket) -> bool:
+    """Whether ``sock`` is gevent's cooperative socket (``monkey.patch_all()``)."""
+    return type(sock).__module__.startswith("gevent")
+
+
+def _bound_waits(sock: socket.socket) -> None:
+    """Bound a connected blocking socket's waits more cheaply than a Python timeout.
+
+    A socket with a Python timeout pays for it on every send and receive:
+    - in CPython, a poll before the call: two system calls, each releasing and taking
+      back the GIL, where a blocking socket makes one.  With a hundred threads waking
+      at once, each release hands the GIL on and queues the thread behind the others.
+      The kernel bounds the waits instead (``SO_SNDTIMEO``, ``SO_RCVTIMEO``; a wait it
+      ends raises ``BlockingIOError``).  Measured here, 100 threads x 5 round trips:
+      efficiency 0.75-0.77 with the poll, 0.81 without.
+    - under gevent, a timer started and stopped around every wait in the hub.  The task
+      runs under one deadline instead (``_task_deadline``): 100 greenlets x 5 round
+      trips, 14-18 ms of CPU a round with a timer per wait, 12-13 ms without.
+    Where neither applies (no ``SO_RCVTIMEO``), the Python timeout stays.
+    """
+    if _is_gevent(sock):
+        sock.settimeout(None)
+    elif _KERNEL_TIMEOUT is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _KERNEL_TIMEOUT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _KERNEL_TIMEOUT)
+        sock.settimeout(None)
+
+
+def _task_deadline(sock: socket.socket, seconds: float) -> contextlib.AbstractContextManager[Any]:
+    """Under gevent, one timer for the task's waits (``_bound_waits``); else nothing."""
+    if not _is_gevent(sock):
+        return contextlib.nullcontext()
+    import gevent  # only where gevent already runs the task
+
+    deadline: contextlib.AbstractContextManager[Any] = gevent.Timeout(
+        seconds, TimeoutError(f"io_socket: the task's round trips took over {seconds:g} s")
+    )
+    return deadline
+
+
+def _timeval(seconds: float) -> bytes | None:
+    """``struct timeval`` for a socket option, on Linux (elsewhere: None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    whole = int(seconds)
+    return struct.pack("@ll", whole, round((seconds - whole) * 1e6))
+
+
+_KERNEL_TIMEOUT = _timeval(IO_TIMEOUT)
+
+
 def _open_blocking(host: str, port: int) -> socket.socket:
     # Not socket.create_connection: it resolves the address first, which gevent does in
     # a thread pool; the address is an IP already.
@@ -314,6 +366,7 @@ def _open_blocking(host: str, port: int) -> socket.socket:
         sock.settimeout(IO_TIMEOUT)
         sock.connect((host, port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _bound_waits(sock)
     except BaseException:
         sock.close()
         raise
@@ -333,13 +386,21 @@ def io_socket_sync(
     view = memoryview(echoed)
     crc = 0
     sock = (_take("sync", host, port) if connect == "keep" else None) or _open_blocking(host, port)
+    index = 0
     try:
-        for index in range(k):
-            sent = request(task_id, index, size)
-            sock.sendall(sent)
-            _recv_exactly(sock, view)
-            _verify(task_id, index, sent, echoed)
-            crc = zlib.crc32(echoed, crc)
+        with _task_deadline(sock, IO_TIMEOUT * (k + 1)):
+            for index in range(k):
+                sent = request(task_id, index, size)
+                sock.sendall(sent)
+                _recv_exactly(sock, view)
+                _verify(task_id, index, sent, echoed)
+                crc = zlib.crc32(echoed, crc)
+    except BlockingIOError as exc:  # a wait the kernel bounds ran out (_bound_waits)
+        sock.close()
+        raise TimeoutError(
+            f"io_socket: task {task_id}, round trip {index}: the server did not take or "
+            f"answer the request within {IO_TIMEOUT} s"
+        ) from exc
     except BaseException:
         sock.close()
         raise

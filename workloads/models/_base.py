@@ -81,6 +81,10 @@ class Model:
         self.timeout = timeout
         self.started = False
         self.broken: str | None = None
+        # How long the last run() took where its tasks ran, for a model that runs them
+        # in a helper process of the suite's own (gevent's worker: the pipe to it is the
+        # harness's, which a user of the model never pays); None: timed around run().
+        self.last_run_s: float | None = None
 
     # -- the face -----------------------------------------------------------------
     def start(self) -> Model:

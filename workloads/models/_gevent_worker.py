@@ -10,6 +10,7 @@ import os
 import pickle
 import struct
 import sys
+import time
 import traceback
 from typing import Any, BinaryIO
 
@@ -38,8 +39,13 @@ def write_message(stream: BinaryIO, message: Any) -> None:
 
 def run_cell(task: bytes, tasks: int, workers: int | None) -> list[Any]:
     fn = pickle.loads(task)  # a user's module that fails to import fails this cell only
-    pool = gevent.pool.Pool(workers)
-    greenlets = [pool.spawn(fn, task_id) for task_id in range(tasks)]
+    if workers is None or workers >= tasks:
+        # A greenlet per task, without a pool's semaphore and bookkeeping: ~0.5 ms of a
+        # 100-task round here (io_socket, 100 greenlets: efficiency 0.81 -> 0.83).
+        greenlets = [gevent.spawn(fn, task_id) for task_id in range(tasks)]
+    else:
+        pool = gevent.pool.Pool(workers)
+        greenlets = [pool.spawn(fn, task_id) for task_id in range(tasks)]
     gevent.joinall(greenlets, raise_error=True)
     return [greenlet.value for greenlet in greenlets]
 
@@ -49,7 +55,10 @@ def handle(request: tuple[Any, ...]) -> Any:
     if kind == "ping":
         return {"pid": os.getpid(), "patched": monkey.is_anything_patched()}
     if kind == "run":
-        return run_cell(*request[1:])
+        # Timed here: the pipe's round trip (~0.45 ms here) is the suite's, not gevent's.
+        started = time.perf_counter()
+        results = run_cell(*request[1:])
+        return {"results": results, "seconds": time.perf_counter() - started}
     raise ValueError(f"unknown request {kind!r}")
 
 
