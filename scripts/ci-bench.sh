@@ -12,6 +12,11 @@
 #   BENCH_OUT        report folder (index.html, charts, ...)    (default: report)
 #   BENCH_SUMMARY    the check's verdict as Markdown            (default: summary.md)
 #   BENCH_REQUIRE_BASELINE=1   no baseline is an error (exit 2), not a notice
+#   BENCH_BASE_REF   a git commit or branch (e.g. origin/main): measure it first, in this
+#                    job, from a temporary worktree, and check this run against that one
+#                    instead of BENCH_BASELINE (saved to BENCH_BASE_STORAGE, default
+#                    bench-base).  Same machine, same hour: the host's drift between
+#                    hours (CPU families 20%, echo 30% here) stays out of the verdict.
 #   PYTHON           the interpreter                            (default: python)
 #
 # Exit status: the benchmark run's if it failed, else the check's: 0 no regression,
@@ -25,8 +30,34 @@ out=${BENCH_OUT:-report}
 summary=${BENCH_SUMMARY:-summary.md}
 python=${PYTHON:-python}
 
-"$python" -m pytest benchmarks/ --profile "$profile" --benchmark-autosave \
-    --benchmark-storage="file://$storage" -p no:cacheprovider -q
+# Runs the benchmarks of the checkout in $1 (its own code first on the path), saved to $2.
+bench() {
+    (cd "$1" && PYTHONPATH="$1${PYTHONPATH:+:$PYTHONPATH}" "$python" -m pytest benchmarks/ \
+        --profile "$profile" --benchmark-autosave --benchmark-storage="file://$2" \
+        -p no:cacheprovider -q)
+}
+
+absolute() {
+    case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac
+}
+
+if [ -n "${BENCH_BASE_REF:-}" ]; then
+    base_tree=$(mktemp -d "${TMPDIR:-/tmp}/bench-base.XXXXXX")
+    trap 'git worktree remove --force "$base_tree/tree" 2>/dev/null; rm -rf "$base_tree"' EXIT
+    if ! git worktree add --detach --quiet "$base_tree/tree" "$BENCH_BASE_REF" 2>/dev/null; then
+        echo "ci-bench: BENCH_BASE_REF=$BENCH_BASE_REF is not a commit of this repository" >&2
+        exit 2
+    fi
+    baseline=$(absolute "${BENCH_BASE_STORAGE:-bench-base}")
+    bench "$base_tree/tree" "$baseline"
+    status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "ci-bench: the base run ($BENCH_BASE_REF) failed (exit $status); nothing to check" >&2
+        exit "$status"
+    fi
+fi
+
+bench "$PWD" "$(absolute "$storage")"
 status=$?
 if [ "$status" -ne 0 ]; then
     echo "ci-bench: the benchmark run failed (exit $status); nothing to check" >&2

@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,17 @@ FAKE_PYTHON = """#!/bin/sh
 # Stand-in interpreter: fakes the benchmark run and the HTML report, runs the rest.
 if [ "$1 $2" = "-m pytest" ]; then
     [ -n "${FAKE_PYTEST_EXIT:-}" ] && exit "$FAKE_PYTEST_EXIT"
-    mkdir -p "$BENCH_STORAGE/machine"
-    cp "$FAKE_RUN" "$BENCH_STORAGE/machine/0001_fake.json"
+    for arg in "$@"; do
+        case $arg in
+            --benchmark-storage=file://*) storage=${arg#--benchmark-storage=file://} ;;
+        esac
+    done
+    run=$FAKE_RUN
+    # Run elsewhere than the checkout under test: the base worktree (BENCH_BASE_REF).
+    [ "$PWD" != "$FAKE_HEAD_DIR" ] && [ -n "${FAKE_BASE_RUN:-}" ] && run=$FAKE_BASE_RUN
+    [ -n "${FAKE_LOG:-}" ] && echo "$PWD $(git rev-parse HEAD) ${PYTHONPATH%%:*}" >> "$FAKE_LOG"
+    mkdir -p "$storage/machine"
+    cp "$run" "$storage/machine/0001_fake.json"
     exit 0
 fi
 if [ "$1 $2" = "-m reports" ] && [ "$3" != check ]; then
@@ -182,6 +192,7 @@ def recipe(tmp_path: Path) -> dict[str, str]:
         BENCH_OUT=str(tmp_path / "report"),
         BENCH_SUMMARY=str(tmp_path / "summary.md"),
         FAKE_RUN=str(tmp_path / "fake-run.json"),
+        FAKE_HEAD_DIR=str(ROOT),
     )
     return env
 
@@ -239,6 +250,67 @@ def test_recipe_stops_when_the_benchmarks_fail(recipe: dict[str, str]) -> None:
     recipe["FAKE_PYTEST_EXIT"] = "3"
     assert run_recipe(recipe) == 3
     assert not Path(recipe["BENCH_SUMMARY"]).exists()
+
+
+def _worktrees() -> str:
+    return subprocess.run(
+        ["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
+def test_recipe_measures_the_base_ref_first_in_a_worktree_and_checks_against_it(
+    recipe: dict[str, str], tmp_path: Path
+) -> None:
+    """BENCH_BASE_REF: the base commit is measured in this job, from its own code."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    base_run = tmp_path / "base-run.json"
+    base_run.write_text(
+        json.dumps(run_data(np.random.default_rng(1), n_rounds=20)), encoding="utf-8"
+    )
+    log = tmp_path / "runs.log"
+    recipe.update(
+        BENCH_BASE_REF="HEAD",
+        BENCH_BASE_STORAGE=str(tmp_path / "base"),
+        FAKE_BASE_RUN=str(base_run),
+        FAKE_LOG=str(log),
+    )
+    before = _worktrees()
+    assert run_recipe(recipe, {CELLS[1].name: 1.3}) == 1
+    summary = Path(recipe["BENCH_SUMMARY"]).read_text(encoding="utf-8")
+    assert "REGRESSION" in summary
+    assert CELLS[1].name in summary
+    (base_dir, base_commit, base_path), (head_dir, head_commit, head_path) = [
+        line.split() for line in log.read_text(encoding="utf-8").splitlines()
+    ]
+    assert base_dir != str(ROOT), "the base runs from a worktree of its own"
+    assert base_commit == head_commit == head
+    assert base_path == base_dir, "the base imports its own code first"
+    assert (head_dir, head_path) == (str(ROOT), str(ROOT))
+    assert list((tmp_path / "base").rglob("*.json")), "the base run is kept"
+    assert _worktrees() == before, "the worktree is removed"
+    # Unchanged: no regression.
+    shutil.rmtree(recipe["BENCH_STORAGE"])
+    shutil.rmtree(tmp_path / "base")
+    recipe["FAKE_RUN"] = str(base_run)
+    assert run_recipe(recipe) == 0
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
+def test_recipe_refuses_a_base_ref_that_is_no_commit(recipe: dict[str, str]) -> None:
+    recipe["BENCH_BASE_REF"] = "no-such-branch-" + uuid.uuid4().hex
+    before = _worktrees()
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ci-bench.sh")],
+        cwd=ROOT, env=recipe, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"ci-bench: BENCH_BASE_REF={recipe['BENCH_BASE_REF']} is not a commit of this repository"
+    ]
+    assert _worktrees() == before
 
 
 def test_save_baseline_keeps_only_the_latest_run(tmp_path: Path) -> None:
