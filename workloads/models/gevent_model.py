@@ -4,7 +4,7 @@ That is how people really use gevent, and it is why this model lives in a worker
 process of its own: the patch must happen first thing in a fresh interpreter, and the
 pytest process (which also runs threads, processes and asyncio) must never be patched.
 The worker serves run requests over a pipe and times each run itself (the pipe's round
-trip, ~0.45 ms here, is the suite's, not gevent's: ``Model.last_run_s``); its CPU time is
+trip, 0.4-0.5 ms here, is the suite's, not gevent's: ``Model.last_run_s``); its CPU time is
 counted with ours.
 """
 
