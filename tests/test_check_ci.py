@@ -7,19 +7,23 @@ the real Python, so the exit codes CI acts on are the check's own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 import yaml
 
@@ -311,6 +315,71 @@ def test_recipe_refuses_a_base_ref_that_is_no_commit(recipe: dict[str, str]) -> 
         f"ci-bench: BENCH_BASE_REF={recipe['BENCH_BASE_REF']} is not a commit of this repository"
     ]
     assert _worktrees() == before
+
+
+SLOW_PYTHON = """#!/bin/sh
+# Stand-in interpreter whose benchmark run takes long: says where it runs, then waits.
+if [ "$1 $2" = "-m pytest" ]; then
+    echo "$PWD" > "$MARK"
+    sleep 60
+    exit 0
+fi
+exec "$REAL_PYTHON" "$@"
+"""
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_the_base_run_removes_its_worktree(
+    recipe: dict[str, str], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C (or a CI runner's SIGTERM) to the job's process group during the base run."""
+    slow = tmp_path / "slow-python"
+    slow.write_text(SLOW_PYTHON, encoding="utf-8")
+    slow.chmod(0o755)
+    mark = tmp_path / "mark"
+    recipe.update(
+        PYTHON=str(slow), MARK=str(mark), BENCH_BASE_REF="HEAD",
+        BENCH_BASE_STORAGE=str(tmp_path / "base"),
+    )  # fmt: skip
+    before = _worktrees()
+    job = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "ci-bench.sh")],
+        cwd=ROOT, env=recipe, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (mark.exists() and mark.read_text(encoding="utf-8").strip()):
+            assert time.monotonic() < deadline, "the base run never started"
+            assert job.poll() is None, "the job ended before its base run"
+            time.sleep(0.05)
+        tree = Path(mark.read_text(encoding="utf-8").strip())
+        assert tree.is_dir()
+        os.killpg(job.pid, sig)
+        assert job.wait(timeout=15) in (-sig, 128 + sig)  # killed by it, or exits so
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+    assert not tree.exists()
+    assert _worktrees() == before
+    # Nothing of the job's process group still runs (the stand-in's sleep included; a
+    # zombie is dead, waiting for init to reap it).
+    deadline = time.monotonic() + 10
+    while left := _alive_in_group(job.pid):
+        assert time.monotonic() < deadline, left
+        time.sleep(0.1)
+
+
+def _alive_in_group(pgid: int) -> list[psutil.Process]:
+    alive = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return alive
 
 
 def test_save_baseline_keeps_only_the_latest_run(tmp_path: Path) -> None:
