@@ -256,10 +256,14 @@ def test_recipe_stops_when_the_benchmarks_fail(recipe: dict[str, str]) -> None:
     assert not Path(recipe["BENCH_SUMMARY"]).exists()
 
 
-def _worktrees() -> str:
+def _git(*args: str) -> str:
     return subprocess.run(
-        ["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _worktrees() -> str:
+    return _git("worktree", "list")
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
@@ -267,9 +271,7 @@ def test_recipe_measures_the_base_ref_first_in_a_worktree_and_checks_against_it(
     recipe: dict[str, str], tmp_path: Path
 ) -> None:
     """BENCH_BASE_REF: the base commit is measured in this job, from its own code."""
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    head = _git("rev-parse", "HEAD")
     base_run = tmp_path / "base-run.json"
     base_run.write_text(
         json.dumps(run_data(np.random.default_rng(1), n_rounds=20)), encoding="utf-8"

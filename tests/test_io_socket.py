@@ -153,11 +153,6 @@ def test_no_server_fails_fast_and_closes_the_socket(flavour: str) -> None:
         assert time.monotonic() - started < 5
 
 
-def _silent_server() -> socket.socket:
-    """A listener that takes connections (the kernel's backlog) and never answers."""
-    return socket.create_server(("127.0.0.1", 0))
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_RCVTIMEO: Linux only")
 def test_sync_sockets_wait_without_a_poll_and_are_bounded_by_the_kernel(
     server: ServerProcess,
@@ -178,7 +173,8 @@ def test_a_server_that_never_answers_times_a_sync_task_out(
 ) -> None:
     monkeypatch.setattr(io_socket_module, "IO_TIMEOUT", 0.3)
     monkeypatch.setattr(io_socket_module, "_KERNEL_TIMEOUT", io_socket_module._timeval(0.3))
-    with _silent_server() as silent:
+    # A listener that takes connections (the kernel's backlog) and never answers.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
         address = f"127.0.0.1:{silent.getsockname()[1]}"
         for connect in CONNECT_MODES:
             started = time.monotonic()
