@@ -197,7 +197,9 @@ def test_a_sigkilled_owner_leaves_no_cluster_behind(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, TAG_ENV: tag, "PYTHONPATH": str(ROOT)},
+        # A SIGKILLed owner cannot remove its cluster's log folder (nor multiprocessing's):
+        # they go to this test's own temporary folder, not the machine's /tmp.
+        env={**os.environ, TAG_ENV: tag, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)},
         start_new_session=True,
     )
     try:
@@ -312,7 +314,9 @@ def test_ctrl_c_leaves_no_scheduler_worker_or_nanny(tmp_path: Path) -> None:
     script = tmp_path / "user_script.py"
     script.write_text(_CTRL_C_SCRIPT)
     tag = f"dask-ctrl-c-{uuid.uuid4().hex}"
-    env = {**os.environ, TAG_ENV: tag, "PYTHONPATH": str(ROOT)}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, TAG_ENV: tag, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
     proc = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
@@ -335,6 +339,8 @@ def test_ctrl_c_leaves_no_scheduler_worker_or_nanny(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     assert wait_gone(tag, timeout=15) == []
+    # The cluster's log folder went with it.
+    assert list(scratch.glob("boundbench-dask-*")) == []
 
 
 # -- an external cluster started with the dask CLI ---------------------------------------
