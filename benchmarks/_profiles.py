@@ -1,7 +1,8 @@
 """Profiles: how big each cell is and how many rounds it gets.
 
-- ``quick``: a smoke run that still shows every effect (about 80 s on 2 cores with every group).
-- ``standard``: the default; the figures in the notes come from it (about 5.3 min).
+- ``quick``: a smoke run that still shows every effect (61-68 s on 2 cores with every
+  group, ~19 s of it Dask's cells and cluster start-ups).
+- ``standard``: the default; the figures in the notes come from it (5.0-5.4 min).
 - ``full``: bigger tasks, more task counts, the seed's sleeps at their real 2 s.
 """
 

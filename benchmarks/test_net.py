@@ -27,7 +27,8 @@ regression check judges):
   standard profile's 81 cells stay within ~85 s.
 
 Profiles (budget for all net cells on a 2-core machine):
-- ``quick`` (~12 s): 1 KiB x 10 connections per style, 3000 requests, 5 rounds after 1 warm-up.
+- ``quick`` (~10 s, the nine servers' start-ups included): 1 KiB x 10 connections per
+  style, 3000 requests, 5 rounds after 1 warm-up.
 - ``standard`` (~80 s): 64 B, 1 KiB, 64 KiB x 1, 10, 100 connections;
   2000 requests (600 at 64 KiB) a round, 9 rounds after 1 warm-up.
 - ``full`` (~5 min): the same matrix, 5x the requests, 5 rounds after 1 warm-up.
