@@ -234,6 +234,8 @@ def test_a_dead_parent_takes_the_child_and_its_pool_along(tmp_path: Path) -> Non
     )
     env = child_env()
     env[TAG_ENV] = tag
+    # Killed processes cannot remove multiprocessing's temporary folders: this test's own.
+    env["TMPDIR"] = str(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
         env=env,

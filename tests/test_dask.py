@@ -174,6 +174,14 @@ def test_a_local_cluster_matches_serial_and_listens_on_loopback_only(
         assert len(model.pids()) == 1 + 2 + 1 + 1
         assert model.run(CPU, SMALL_CPU, 5) == serial(CPU, SMALL_CPU, 5)
         assert model.run(IO, {"k": 2, "d": 0.002}, 7) == serial(IO, {"k": 2, "d": 0.002}, 7)
+        # The workers' scratch space is in the cluster's own folder, removed on close
+        # (dask's default is a shared /tmp/dask-scratch-space, which keeps lock files).
+        folder = model._folder
+        assert folder is not None
+        assert model.client is not None
+        scratch = model.client.run(lambda dask_worker: dask_worker.local_directory)
+        assert len(scratch) == 2
+        assert all(Path(path).is_relative_to(folder) for path in scratch.values()), scratch
         # Scheduler, its HTTP server, nannies and workers: all listen, on loopback only.
         others = [pid for pid in model.pids() if pid != os.getpid()]
         sockets = listening(others)
@@ -183,6 +191,7 @@ def test_a_local_cluster_matches_serial_and_listens_on_loopback_only(
         model.run(CPU, {"n": 300_000, "yield_every": 1000}, 2)
         assert model.cpu_seconds() > before
     assert not any(psutil.pid_exists(pid) for pid in others)
+    assert not folder.exists()
 
 
 @needs_dask
@@ -361,7 +370,13 @@ def _free_port() -> int:
 
 
 def _start(argv: list[str], tag: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, TAG_ENV: tag, "PYTHONPATH": str(ROOT)}
+    # Scratch space beside the log, in this test's folder (not /tmp/dask-scratch-space).
+    env = {
+        **os.environ,
+        TAG_ENV: tag,
+        "PYTHONPATH": str(ROOT),
+        "DASK_TEMPORARY_DIRECTORY": str(log.parent),
+    }
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "dask", *argv],

@@ -193,6 +193,9 @@ class DaskModel(Model):
             # A task on a worker that died fails at once instead of moving to another
             # worker: one dead worker fails one cell, as with the process pool.
             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+            # Every scratch space of the cluster's processes in its folder, removed with
+            # it (by default a shared /tmp/dask-scratch-space that keeps lock files).
+            "DASK_TEMPORARY_DIRECTORY": str(folder),
         }
         loopback = ["--host", LOOPBACK, "--no-dashboard", "--dashboard-address", f"{LOOPBACK}:0"]
         self._launch(
