@@ -117,20 +117,20 @@ def test_crossover_clause_per_panel_and_the_best_worker_count(tmp_path: Path) ->
     )
 
 
-# The standard profile's native panel: one share, processes 2-3 % ahead of threads
-# (two unchanged runs here: 3.53x against 3.45x, 3.86x against 3.74x).
-LEVEL = {"threads": {0.5: 3.45}, "processes": {0.5: 3.53}}
+# The standard profile's native panel: one share, where six unchanged runs here put
+# processes from 9.3 % behind threads to 6.2 % ahead (this one: 3.31x against 3.64x).
+LEVEL = {"threads": {0.5: 3.64}, "processes": {0.5: 3.31}}
 
 
-def test_a_lead_within_five_percent_is_level_not_an_overtaking(tmp_path: Path) -> None:
+def test_a_lead_within_ten_percent_is_level_not_an_overtaking(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, sweep(LEVEL, kind="native"))
     clause = _sweeps.crossover_clause(_sweeps.crossover_points(frame))
     assert clause == (
         "the best single-process model keeps up with processes at the one measured share"
-        " (50 %), within 5% (at 50 %: threads 3.4×, processes 3.5×)"
+        " (50 %), within 10% (at 50 %: threads 3.6×, processes 3.3×)"
     )
-    # 10 % ahead is a lead, said with the same one-share wording.
-    _, frame = frame_of(tmp_path, sweep({"threads": {0.5: 3.2}, "processes": {0.5: 3.53}}))
+    # 18 % ahead is a lead, said with the same one-share wording.
+    _, frame = frame_of(tmp_path, sweep({"threads": {0.5: 3.0}, "processes": {0.5: 3.53}}))
     clause = _sweeps.crossover_clause(_sweeps.crossover_points(frame))
     assert clause == (
         "processes are ahead of the best single-process model at the one measured share (50 %)"
@@ -167,7 +167,7 @@ def test_a_plausible_sweep_reads_as_the_issue_expects(tmp_path: Path) -> None:
     python, native = chart.sentence.split("; Native CPU work")
     assert "processes overtake the best single-process model from a CPU share of about" in python
     assert "between the measured 10 % and 25 %" in python
-    assert "no crossing" in native
+    assert "the best single-process model keeps up with processes" in native
     assert "threads" in native
 
 
