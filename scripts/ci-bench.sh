@@ -30,11 +30,17 @@ out=${BENCH_OUT:-report}
 summary=${BENCH_SUMMARY:-summary.md}
 python=${PYTHON:-python}
 
-# Runs the benchmarks of the checkout in $1 (its own code first on the path), saved to $2.
+# Runs the benchmarks of the checkout in $1 (its own code first on the path), saved to $2;
+# a failed run ends the job with its status ($3 names the run in the message).
 bench() {
     (cd "$1" && PYTHONPATH="$1${PYTHONPATH:+:$PYTHONPATH}" "$python" -m pytest benchmarks/ \
         --profile "$profile" --benchmark-autosave --benchmark-storage="file://$2" \
         -p no:cacheprovider -q)
+    local status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "ci-bench: $3 failed (exit $status); nothing to check" >&2
+        exit "$status"
+    fi
 }
 
 absolute() {
@@ -49,20 +55,10 @@ if [ -n "${BENCH_BASE_REF:-}" ]; then
         exit 2
     fi
     baseline=$(absolute "${BENCH_BASE_STORAGE:-bench-base}")
-    bench "$base_tree/tree" "$baseline"
-    status=$?
-    if [ "$status" -ne 0 ]; then
-        echo "ci-bench: the base run ($BENCH_BASE_REF) failed (exit $status); nothing to check" >&2
-        exit "$status"
-    fi
+    bench "$base_tree/tree" "$baseline" "the base run ($BENCH_BASE_REF)"
 fi
 
-bench "$PWD" "$(absolute "$storage")"
-status=$?
-if [ "$status" -ne 0 ]; then
-    echo "ci-bench: the benchmark run failed (exit $status); nothing to check" >&2
-    exit "$status"
-fi
+bench "$PWD" "$(absolute "$storage")" "the benchmark run"
 
 if [ -e "$baseline" ] || [ "${BENCH_REQUIRE_BASELINE:-0}" = 1 ]; then
     # The check says what is missing or broken itself (exit 2), never passes on nothing.

@@ -319,6 +319,32 @@ def test_recipe_refuses_a_base_ref_that_is_no_commit(recipe: dict[str, str]) -> 
     assert _worktrees() == before
 
 
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
+def test_a_failed_base_run_ends_the_job_with_its_status(
+    recipe: dict[str, str], tmp_path: Path
+) -> None:
+    failing = tmp_path / "failing-python"
+    failing.write_text(
+        '#!/bin/sh\n[ "$1 $2" = "-m pytest" ] && exit 3\nexec "$REAL_PYTHON" "$@"\n',
+        encoding="utf-8",
+    )
+    failing.chmod(0o755)
+    recipe.update(
+        PYTHON=str(failing), BENCH_BASE_REF="HEAD", BENCH_BASE_STORAGE=str(tmp_path / "base")
+    )
+    before = _worktrees()
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ci-bench.sh")],
+        cwd=ROOT, env=recipe, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines() == [
+        "ci-bench: the base run (HEAD) failed (exit 3); nothing to check"
+    ]
+    assert not Path(recipe["BENCH_STORAGE"]).exists(), "the head run never started"
+    assert _worktrees() == before
+
+
 SLOW_PYTHON = """#!/bin/sh
 # Stand-in interpreter whose benchmark run takes long: says where it runs, then waits.
 if [ "$1 $2" = "-m pytest" ]; then
