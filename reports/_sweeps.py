@@ -144,7 +144,8 @@ def crossover_clause(points: pd.DataFrame) -> str:
         return "no multi-process model was measured"
     if single.empty:
         return "no single-process model was measured"
-    differences = _differences(points)
+    tops = _tops(points)
+    differences = [(x, top_multi - top_single) for x, top_single, top_multi in tops]
     if not differences:
         return "no share has both a single-process and a multi-process cell"
     both = [x for x, _d in differences]
@@ -163,7 +164,7 @@ def crossover_clause(points: pd.DataFrame) -> str:
             f" {best_multi['model']} {_times(best_multi['speedup'])}"
         )
 
-    if all(abs(lead) <= LEVEL_WITHIN for lead in _relative_leads(points)):
+    if all(abs(m / s - 1) <= LEVEL_WITHIN for _x, s, m in tops if s > 0):
         return (
             f"the best single-process model keeps up with processes at {measured}, within"
             f" {LEVEL_WITHIN:.0%} ({at(high)})"
@@ -279,11 +280,6 @@ def _tops(points: pd.DataFrame) -> list[tuple[float, float, float]]:
 
 def _differences(points: pd.DataFrame) -> list[tuple[float, float]]:
     return [(x, multi - single) for x, single, multi in _tops(points)]
-
-
-def _relative_leads(points: pd.DataFrame) -> list[float]:
-    """Per share: how far the best multi-process model is ahead (below 0: behind)."""
-    return [multi / single - 1 for _x, single, multi in _tops(points) if single > 0]
 
 
 # --- scale --------------------------------------------------------------------------
