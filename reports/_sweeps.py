@@ -145,7 +145,7 @@ def crossover_clause(points: pd.DataFrame) -> str:
     if single.empty:
         return "no single-process model was measured"
     tops = _tops(points)
-    differences = [(x, top_multi - top_single) for x, top_single, top_multi in tops]
+    differences = _differences(tops)
     if not differences:
         return "no share has both a single-process and a multi-process cell"
     both = [x for x, _d in differences]
@@ -231,7 +231,7 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
                    c=[palette[m] for m in winners["model"]], edgecolors="black",
                    linewidths=0.8)  # fmt: skip
         clause = crossover_clause(sub)
-        for start, _end in _figures.lead_intervals(_differences(sub)):
+        for start, _end in _figures.lead_intervals(_differences(_tops(sub))):
             if float(sub["share_pct"].min()) < start < float(sub["share_pct"].max()):
                 ax.axvline(start, color="#555555", linestyle=":", linewidth=1)
                 ax.annotate(f"≈ {start:.0f} %", (start, 1.0), xycoords=("data", "axes fraction"),
@@ -278,8 +278,9 @@ def _tops(points: pd.DataFrame) -> list[tuple[float, float, float]]:
     return [(float(x), float(top_single[x]), float(top_multi[x])) for x in both]
 
 
-def _differences(points: pd.DataFrame) -> list[tuple[float, float]]:
-    return [(x, multi - single) for x, single, multi in _tops(points)]
+def _differences(tops: list[tuple[float, float, float]]) -> list[tuple[float, float]]:
+    """Per share: how far the best multi-process model leads the best single-process one."""
+    return [(x, multi - single) for x, single, multi in tops]
 
 
 # --- scale --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from reports.check import build_parser
 from tests.fixtures.check.synth import CELLS, run_data, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
+CI_BENCH = ROOT / "scripts" / "ci-bench.sh"
 WORKFLOW = ROOT / ".github" / "workflows" / "bench.yml"
 SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
 CHECK_CALL = re.compile(r"-m reports check\b(?P<args>.*)")
@@ -148,7 +149,7 @@ def test_check_flags_used_in_ci_are_accepted() -> None:
 def test_report_call_in_the_script_is_accepted() -> None:
     from reports.report import parse_args
 
-    text = (ROOT / "scripts" / "ci-bench.sh").read_text(encoding="utf-8")
+    text = CI_BENCH.read_text(encoding="utf-8")
     line = next(line for line in logical_lines(text) if re.search(r"-m reports \"?\$storage", line))
     argv = shlex.split(line.split("-m reports", 1)[1].split(";")[0])
     parse_args([placeholder(word) for word in argv if word != "then"])
@@ -209,7 +210,7 @@ def run_recipe(env: dict[str, str], slow: dict[str, float] | None = None, *args:
     Path(env["FAKE_RUN"]).write_text(json.dumps(current), encoding="utf-8")
     done = subprocess.run(
         # Fixed thresholds: the recipe is proven, not this machine's calibration.
-        ["bash", str(ROOT / "scripts" / "ci-bench.sh"), "--config", str(THRESHOLDS), *args],
+        ["bash", str(CI_BENCH), "--config", str(THRESHOLDS), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -266,6 +267,14 @@ def _worktrees() -> str:
     return _git("worktree", "list")
 
 
+def run_job(recipe: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The whole job, as CI runs it (no options): for the ways it stops early."""
+    return subprocess.run(
+        ["bash", str(CI_BENCH)],
+        cwd=ROOT, env=recipe, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 def test_recipe_measures_the_base_ref_first_in_a_worktree_and_checks_against_it(
     recipe: dict[str, str], tmp_path: Path
@@ -308,10 +317,7 @@ def test_recipe_measures_the_base_ref_first_in_a_worktree_and_checks_against_it(
 def test_recipe_refuses_a_base_ref_that_is_no_commit(recipe: dict[str, str]) -> None:
     recipe["BENCH_BASE_REF"] = "no-such-branch-" + uuid.uuid4().hex
     before = _worktrees()
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ci-bench.sh")],
-        cwd=ROOT, env=recipe, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = run_job(recipe)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"ci-bench: BENCH_BASE_REF={recipe['BENCH_BASE_REF']} is not a commit of this repository"
@@ -333,10 +339,7 @@ def test_a_failed_base_run_ends_the_job_with_its_status(
         PYTHON=str(failing), BENCH_BASE_REF="HEAD", BENCH_BASE_STORAGE=str(tmp_path / "base")
     )
     before = _worktrees()
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ci-bench.sh")],
-        cwd=ROOT, env=recipe, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = run_job(recipe)
     assert done.returncode == 3
     assert done.stderr.strip().splitlines() == [
         "ci-bench: the base run (HEAD) failed (exit 3); nothing to check"
@@ -372,7 +375,7 @@ def test_interrupting_the_base_run_removes_its_worktree(
     )  # fmt: skip
     before = _worktrees()
     job = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "ci-bench.sh")],
+        ["bash", str(CI_BENCH)],
         cwd=ROOT, env=recipe, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
