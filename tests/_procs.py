@@ -17,11 +17,20 @@ def tagged(tag: str) -> list[psutil.Process]:
         if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get(TAG_ENV) == tag and proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.environ().get(TAG_ENV) == tag and is_live(proc):
                 found.append(proc)
         except psutil.Error:
             continue
     return found
+
+
+def is_live(proc: psutil.Process) -> bool:
+    """Running and not a zombie; False too when it exits while we ask (a child listed a
+    moment ago may be gone by the time its status is read: CI hit exactly that race)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def wait_gone(tag: str, timeout: float = 10.0) -> list[psutil.Process]:
@@ -32,8 +41,4 @@ def wait_gone(tag: str, timeout: float = 10.0) -> list[psutil.Process]:
 
 
 def live_children() -> list[psutil.Process]:
-    return [
-        child
-        for child in psutil.Process().children(recursive=True)
-        if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-    ]
+    return [child for child in psutil.Process().children(recursive=True) if is_live(child)]

@@ -25,6 +25,7 @@ from benchmarks._harness import (
     timed_run,
 )
 from benchmarks._profiles import PROFILES
+from tests._procs import is_live
 from workloads.models import Model
 
 
@@ -235,7 +236,7 @@ def test_a_process_pool_interrupted_while_starting_is_killed_at_once(
     left = [
         child
         for child in psutil.Process().children(recursive=True)
-        if child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
+        if child.pid not in before and is_live(child)
     ]
     assert left == []
 
@@ -256,4 +257,4 @@ def test_closing_a_process_pool_whose_worker_was_just_reaped(
     monkeypatch.setattr(processes.psutil, "pid_exists", lambda pid: True)
     workers = [psutil.Process(pid) for pid in model.pool._processes if pid != gone]
     model.close()
-    assert not any(worker.is_running() and worker.status() != "zombie" for worker in workers)
+    assert not any(is_live(worker) for worker in workers)

@@ -1,0 +1,32 @@
+"""The helpers every cleanup test leans on must not crash on the races they watch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+
+from tests._procs import is_live, live_children
+
+
+def test_is_live_follows_a_child_from_running_to_zombie_to_reaped() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    proc = psutil.Process(child.pid)
+    try:
+        assert is_live(proc)
+        assert proc.pid in {p.pid for p in live_children()}
+        child.kill()
+        deadline = time.monotonic() + 5
+        while proc.status() != psutil.STATUS_ZOMBIE:  # not yet reaped: a zombie
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not is_live(proc)
+        assert proc.pid not in {p.pid for p in live_children()}
+    finally:
+        child.kill()
+        child.wait(timeout=5)
+    # Reaped: the pid is gone, and asking must answer False, not raise NoSuchProcess
+    # (CI's teardown failed on exactly that when a pool worker exited mid-listing).
+    assert not is_live(proc)
