@@ -42,3 +42,14 @@ def wait_gone(tag: str, timeout: float = 10.0) -> list[psutil.Process]:
 
 def live_children() -> list[psutil.Process]:
     return [child for child in psutil.Process().children(recursive=True) if is_live(child)]
+
+
+def describe(procs: list[psutil.Process]) -> list[str]:
+    """Command lines for an assertion message; a process gone meanwhile reads "(gone)"."""
+    lines = []
+    for proc in procs:
+        try:
+            lines.append(f"{proc.pid}: {' '.join(proc.cmdline())}")
+        except psutil.Error:
+            lines.append(f"{proc.pid}: (gone)")
+    return lines

@@ -34,7 +34,7 @@ from benchmarks.test_convoy import (
     round_requests,
 )
 from tests._net_helpers import no_leaks
-from tests._procs import TAG_ENV, wait_gone
+from tests._procs import TAG_ENV, describe, wait_gone
 from workloads.convoy import PLACEMENTS, ConvoyRefused, ConvoyServer, check_load
 from workloads.net import LoadClient
 from workloads.net._launch import child_env
@@ -249,7 +249,7 @@ def test_a_dead_parent_takes_the_child_and_its_pool_along(tmp_path: Path) -> Non
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         left = wait_gone(tag, timeout=15)
-        assert not left, [" ".join(p.cmdline()) for p in left]
+        assert not left, describe(left)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests._procs import TAG_ENV, live_children, tagged, wait_gone
+from tests._procs import TAG_ENV, describe, live_children, tagged, wait_gone
 from workloads import get_workload
 from workloads.models import ModelError, ModelTimeout, get_model
 from workloads.models.dask_model import (
@@ -91,7 +91,7 @@ def no_leftovers() -> Iterator[None]:
     before = {p.pid for p in live_children()}
     yield
     left = new_children(before)
-    assert left == [], [p.cmdline() for p in left]
+    assert left == [], describe(left)
 
 
 # -- pure helpers (no dask needed) -------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from benchmarks._harness import ModelCache, gevent_patched
-from tests._procs import live_children
+from tests._procs import describe, live_children
 from workloads import WORKLOADS, Workload, get_workload
 from workloads.models import (
     MODELS,
@@ -468,7 +468,7 @@ def test_no_child_process_is_left_after_close(name: str) -> None:
         time.monotonic() < deadline
     ):
         time.sleep(0.05)
-    assert left == [], [p.cmdline() for p in left]
+    assert left == [], describe(left)
 
 
 def test_the_pytest_process_is_never_patched() -> None:

@@ -8,7 +8,7 @@ import time
 
 import psutil
 
-from tests._procs import is_live, live_children
+from tests._procs import describe, is_live, live_children
 
 
 def test_is_live_follows_a_child_from_running_to_zombie_to_reaped() -> None:
@@ -16,6 +16,7 @@ def test_is_live_follows_a_child_from_running_to_zombie_to_reaped() -> None:
     proc = psutil.Process(child.pid)
     try:
         assert is_live(proc)
+        assert "time.sleep(30)" in describe([proc])[0]
         assert proc.pid in {p.pid for p in live_children()}
         child.kill()
         deadline = time.monotonic() + 5
@@ -30,3 +31,4 @@ def test_is_live_follows_a_child_from_running_to_zombie_to_reaped() -> None:
     # Reaped: the pid is gone, and asking must answer False, not raise NoSuchProcess
     # (CI's teardown failed on exactly that when a pool worker exited mid-listing).
     assert not is_live(proc)
+    assert describe([proc]) == [f"{proc.pid}: (gone)"]
