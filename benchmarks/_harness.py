@@ -247,6 +247,16 @@ class Runner:
     def problem(self, result: Any) -> str | None:
         return None
 
+    def void(self, result: Any) -> str | None:
+        """Why this round measured something other than the cell, or None.
+
+        A void round is a correct run under conditions the cell did not ask for (a
+        convoy worker the GIL never let run, say): it is thrown away and run again, up
+        to ``VOID_LIMIT`` times per cell, and counted in ``extra_info["void_rounds"]``.
+        A wrong result is a ``problem()``, which fails the cell at once.
+        """
+        return None
+
     def finish(self, seconds: list[float]) -> dict[str, Any]:
         """More ``extra_info``, once after the cell's last measured round (untimed).
 
@@ -479,12 +489,18 @@ def cell_builder(build: CellBuilder) -> Callable[[Callable[..., Any]], Callable[
     return mark
 
 
+# Void rounds (``Runner.void``) a cell may throw away and run again before it fails.
+VOID_LIMIT = 3
+
+
 @dataclass
 class Outcome:
     seconds: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)
     error: str | None = None
+    # why each void round was thrown away (measured and warm-up rounds alike)
+    voids: list[str] = field(default_factory=list)
     # extra_info from ``Runner.finish``
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -591,13 +607,9 @@ def _interleave(
         if outcome.error:
             return None
         try:
-            measured = runners[key].round()
+            measured, outcome.error = judged_round(runners[key], outcome.voids)
         except (ModelError, CellError) as exc:
             outcome.error = str(exc)
-            return None
-        problem = runners[key].problem(measured.result)
-        if problem:
-            outcome.error = problem
             return None
         return measured
 
@@ -622,6 +634,25 @@ def _interleave(
             outcome.extra = runner.finish(list(outcome.seconds))
         except (ModelError, CellError) as exc:
             outcome.error = f"after its rounds: {exc}"
+
+
+def judged_round(runner: Runner, voids: list[str]) -> tuple[Round | None, str | None]:
+    """One round of ``runner`` and, if it failed, why; void rounds are run again.
+
+    ``voids`` collects why each void round was thrown away; past ``VOID_LIMIT`` of them
+    the cell fails (with the last reason), rather than retrying forever.
+    """
+    while True:
+        measured = runner.round()
+        problem = runner.problem(measured.result)
+        if problem:
+            return None, problem
+        void = runner.void(measured.result)
+        if void is None:
+            return measured, None
+        voids.append(void)
+        if len(voids) > VOID_LIMIT:
+            return None, f"{void} ({len(voids)} void rounds, more than the {VOID_LIMIT} allowed)"
 
 
 class _ReplayClock:
@@ -665,6 +696,8 @@ def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
         pytest.fail("the cell measured no round", pytrace=False)
     benchmark.extra_info["cpu_s"] = sum(outcome.cpu_s) / len(outcome.cpu_s)
     benchmark.extra_info["interleaved"] = True
+    if outcome.voids:
+        benchmark.extra_info["void_rounds"] = len(outcome.voids)
     benchmark.extra_info.update(cell.summary(outcome.results))
     benchmark.extra_info.update(outcome.extra)
     benchmark._timer = _ReplayClock(outcome.seconds)
@@ -672,15 +705,17 @@ def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
 
 
 def _once(benchmark: Any, cache: ModelCache, cell: Cell) -> None:
+    voids: list[str] = []
     try:
         runner = cell.prepare(cache)
         # pedantic with benchmarks disabled calls the target once and times nothing.
-        measured: Round = benchmark.pedantic(runner.round, rounds=1, iterations=1)
+        measured, problem = benchmark.pedantic(
+            judged_round, args=(runner, voids), rounds=1, iterations=1
+        )
     except (ModelError, CellError, LookupError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
-    problem = runner.problem(measured.result)
-    if problem:
-        pytest.fail(problem, pytrace=False)
+    if problem or measured is None:
+        pytest.fail(problem or "the cell measured no round", pytrace=False)
     benchmark.extra_info.update(cell.summary([measured.result]))
     try:
         benchmark.extra_info.update(runner.finish([measured.seconds]))

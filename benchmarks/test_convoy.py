@@ -389,12 +389,25 @@ class _ConvoyRunner(Runner):
         if measured.load.errors or not measured.load.verified:
             return f"convoy: wrong echo: {measured.load.error_samples}"
         work = measured.unloaded.work
-        if len(work) != cell.cpu_threads or not all(work):
+        if len(work) != cell.cpu_threads:
             return (
-                f"convoy: {cell.cpu_threads} CPU workers were asked for, and the work done "
-                f"per worker was {work}: a worker that did none was not running"
+                f"convoy: {cell.cpu_threads} CPU workers were asked for, and the server "
+                f"reported the work of {len(work)}: {work}"
             )
         return None
+
+    def void(self, result: Any) -> str | None:
+        # A worker that did no chunk all round never ran: on a busy host the GIL can
+        # pass one thread over for a whole round (seen once here, [5, 16, 20, 0] in
+        # threads-4-0.001).  The round then measured fewer workers than the cell says:
+        # it is run again, not kept and not a failure of the code.
+        work = result.unloaded.work
+        if all(work):
+            return None
+        return (
+            f"convoy: a CPU worker did no work all round (chunks per worker {work}): "
+            "the round measured fewer workers than asked"
+        )
 
 
 def convoy_cell(

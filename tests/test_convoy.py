@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,24 @@ def test_every_placement_runs_and_stops_its_workers(cache: ModelCache, placement
     server: ConvoyServer = shared(cache, SERVER)
     status = server.status()
     assert not [name for name in status["threads"] if name.startswith("convoy-cpu")]
+
+
+def test_a_starved_worker_voids_the_round_and_a_missing_one_fails_it(cache: ModelCache) -> None:
+    """A worker the GIL passed over all round (work 0) makes the round void, to be run
+    again by the harness; a server that reports the wrong number of workers is wrong."""
+    runner = cell("threads", 4, 0.001, 30).prepare(cache)
+    measured: ConvoyRound = runner.round().result
+    assert runner.problem(measured) is None
+    assert runner.void(measured) is None
+    assert all(measured.unloaded.work)
+
+    def with_work(work: list[int]) -> ConvoyRound:
+        return replace(measured, unloaded=replace(measured.unloaded, work=work))
+
+    starved = with_work([5, 16, 20, 0])  # what a default run here once reported
+    assert runner.problem(starved) is None
+    assert "did no work all round" in (runner.void(starved) or "")
+    assert "reported the work of 3" in (runner.problem(with_work([5, 16, 20])) or "")
 
 
 def test_a_dead_parent_takes_the_child_and_its_pool_along(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,9 +15,13 @@ import pytest
 from benchmarks._harness import (
     APART,
     CPU_BATCH,
+    VOID_LIMIT,
     CallCell,
+    Cell,
     ModelCache,
     Outcome,
+    Round,
+    Runner,
     _interleave,
     _ReplayClock,
     batch_name,
@@ -124,6 +129,53 @@ def test_a_wrong_result_fails_its_cell_only_and_stops_its_rounds() -> None:
     assert outcomes["bad"].error == "expected 2, got 1"
     assert outcomes["bad"].seconds == []
     assert len(outcomes["a"].seconds) == len(outcomes["b"].seconds) == 3
+
+
+@dataclass(frozen=True)
+class _VoidingCell(Cell):
+    """Its rounds return 0, 1, 2...; the round numbers in ``void_at`` are void."""
+
+    void_at: frozenset[int] = frozenset()
+
+    def prepare(self, cache: ModelCache) -> Runner:
+        return _VoidingRunner(self.void_at)
+
+
+class _VoidingRunner(Runner):
+    def __init__(self, void_at: frozenset[int]) -> None:
+        self.void_at = void_at
+        self.count = itertools.count()
+
+    def round(self) -> Round:
+        return Round(0.001, 0.001, next(self.count))
+
+    def void(self, result: Any) -> str | None:
+        return f"round {result} was void" if result in self.void_at else None
+
+
+def test_a_void_round_is_run_again_and_counted_and_too_many_fail_the_cell_only() -> None:
+    cells = {
+        "ok": _VoidingCell(group="g", rounds=4, warmup=0, info={}),
+        "some": _VoidingCell(group="g", rounds=4, warmup=0, info={}, void_at=frozenset({1, 2})),
+        "many": _VoidingCell(
+            group="g", rounds=4, warmup=0, info={}, void_at=frozenset(range(VOID_LIMIT + 1))
+        ),
+    }
+    outcomes: dict[str, Outcome] = {}
+    _interleave(ModelCache(timeout=5), cells, outcomes, seed=0)
+    assert outcomes["ok"].results == [0, 1, 2, 3]
+    assert outcomes["ok"].voids == []
+    # Rounds 1 and 2 were thrown away and run again: four kept, none void among them.
+    assert outcomes["some"].results == [0, 3, 4, 5]
+    assert outcomes["some"].voids == ["round 1 was void", "round 2 was void"]
+    assert outcomes["some"].error is None
+    many = outcomes["many"]
+    assert many.results == []
+    assert len(many.voids) == VOID_LIMIT + 1
+    assert many.error == (
+        f"round {VOID_LIMIT} was void ({VOID_LIMIT + 1} void rounds, "
+        f"more than the {VOID_LIMIT} allowed)"
+    )
 
 
 def test_a_model_cell_that_times_out_fails_and_the_next_cell_gets_a_fresh_model() -> None:

@@ -33,7 +33,8 @@ Each round: ``load(placement, cpu_threads, switch_interval)`` starts the CPU wor
 returns once every worker is running; the caller drives requests; ``unload()`` stops the
 work (a stop event every worker checks between chunks of ``CHUNK`` iterations, so it
 ends within a chunk and a few switch intervals), restores the interval and reports how
-many chunks each worker did (a worker that did none was not running: the round is void).
+many chunks each worker did (a worker that did none never ran: the round is void, and
+the harness runs it again; see ``Runner.void``).
 """
 
 from __future__ import annotations
