@@ -35,7 +35,7 @@ from benchmarks.test_convoy import (
     round_requests,
 )
 from tests._net_helpers import no_leaks
-from tests._procs import TAG_ENV, describe, wait_gone
+from tests._procs import TAG_ENV, describe, is_live, wait_gone
 from workloads.convoy import PLACEMENTS, ConvoyRefused, ConvoyServer, check_load
 from workloads.net import LoadClient
 from workloads.net._launch import child_env
@@ -203,8 +203,8 @@ def test_a_pool_worker_that_dies_fails_the_round_and_the_server_goes(
 
 def _alive(pid: int) -> bool:
     try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
+        return is_live(psutil.Process(pid))
+    except psutil.Error:  # no such process by the time it is looked up
         return False
 
 
