@@ -122,6 +122,7 @@ COLUMNS = (
     "spread",
     "unstable",
     "workers_cap",
+    "void_rounds",
     "cap_limit",
     "schema_version",
     "path",
@@ -243,6 +244,7 @@ def _row(
         "rounds": _int(stats.get("rounds")),
         "cpu_s": _num(extra.get("cpu_s")),
         "workers_cap": _int(extra.get("workers_cap")),
+        "void_rounds": _int(extra.get("void_rounds")),
         "cap_limit": _none_to_nan(_figures.cap_limit(extra)),
         "schema_version": run.schema_version,
         "path": str(run.path),
@@ -329,7 +331,8 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     frame["datetime"] = pd.to_datetime(
         frame["datetime"], utc=True, errors="coerce", format="ISO8601"
     )
-    for column in ("run_number", "tasks", "workers", "rounds", "cpu_usable", "workers_cap"):
+    integers = ("run_number", "tasks", "workers", "rounds", "cpu_usable", "workers_cap")
+    for column in (*integers, "void_rounds"):
         frame[column] = frame[column].astype("Int64")
     frame["gil_enabled"] = frame["gil_enabled"].astype("bool")
     frame["unstable"] = frame["unstable"].astype("bool")

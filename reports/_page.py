@@ -261,6 +261,20 @@ def unstable_lines(rows: pd.DataFrame) -> list[str]:
     ]
 
 
+def void_lines(rows: pd.DataFrame) -> list[str]:
+    """Cells that threw rounds away as void (``extra_info["void_rounds"]``) and ran them
+    again: their figure stands, but the reader should know the host interfered."""
+    if rows.empty or "void_rounds" not in rows:
+        return []
+    voided = rows[rows["void_rounds"].fillna(0) > 0]
+    return [
+        f"{row.cell} in run {row.run_id}: {row.void_rounds} void round(s) thrown away and"
+        " run again (they measured something other than the cell, such as a CPU worker"
+        " the GIL never let run); the figure is from the rounds kept"
+        for row in voided.itertuples()
+    ]
+
+
 def capped_lines(rows: pd.DataFrame) -> list[str]:
     """Cells whose pool the harness capped below the task count: say so, not the model's cost."""
     if rows.empty or "cap_limit" not in rows:

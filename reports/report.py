@@ -22,7 +22,7 @@ from . import _best, _charts, _figures, _sweeps
 from ._charts import Chart
 from ._figures import UNSTABLE_SPREAD
 from ._frame import build_frame, missing_baselines
-from ._page import UNSTABLE_PREFIX, unstable_lines, write_page, write_summary
+from ._page import UNSTABLE_PREFIX, unstable_lines, void_lines, write_page, write_summary
 from ._page import latest_sweep as latest_sweep_of
 from ._runs import DEFAULT_STORAGE, Run, load_runs
 
@@ -116,6 +116,7 @@ def build(runs: list[Run], problems: list[str]) -> Report:
             report.warnings.append(f"run {run.run_id}: {busy}")
     latest = _charts.latest_run(frame)
     report.warnings.extend(unstable_lines(latest))
+    report.warnings.extend(void_lines(latest))
     report.best = _best.best_models(_charts.latest_per_workload(frame), _best.stats_by_cell(runs))
     return report
 

@@ -226,3 +226,19 @@ def test_unstable_cells_are_named_in_page_and_summary(tmp_path: Path) -> None:
         assert text.count("unstable: ") == 1
         assert "IQR 30% of its median" in text
     assert "⚠ unstable" in page
+
+
+def test_cells_with_void_rounds_are_named_in_page_and_summary(tmp_path: Path) -> None:
+    document = schema_run(2)
+    retried = next(b for b in document["benchmarks"] if b["extra_info"]["model"] == "threads")
+    retried["extra_info"]["void_rounds"] = 2
+    path = write(tmp_path / "runs" / "0001_void.json", document)
+    out = tmp_path / "out"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert report_main([str(path), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text(encoding="utf-8")
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    for text in (page, summary, err.getvalue()):
+        assert text.count("void round(s) thrown away") == 1
+        assert "2 void round(s)" in text
