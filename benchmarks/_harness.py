@@ -714,8 +714,8 @@ def _once(benchmark: Any, cache: ModelCache, cell: Cell) -> None:
         )
     except (ModelError, CellError, LookupError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
-    if problem or measured is None:
-        pytest.fail(problem or "the cell measured no round", pytrace=False)
+    if measured is None:  # judged_round says why whenever it keeps no round
+        pytest.fail(str(problem), pytrace=False)
     benchmark.extra_info.update(cell.summary([measured.result]))
     try:
         benchmark.extra_info.update(runner.finish([measured.seconds]))

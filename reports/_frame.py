@@ -331,8 +331,16 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     frame["datetime"] = pd.to_datetime(
         frame["datetime"], utc=True, errors="coerce", format="ISO8601"
     )
-    integers = ("run_number", "tasks", "workers", "rounds", "cpu_usable", "workers_cap")
-    for column in (*integers, "void_rounds"):
+    integers = (
+        "run_number",
+        "tasks",
+        "workers",
+        "rounds",
+        "cpu_usable",
+        "workers_cap",
+        "void_rounds",
+    )
+    for column in integers:
         frame[column] = frame[column].astype("Int64")
     frame["gil_enabled"] = frame["gil_enabled"].astype("bool")
     frame["unstable"] = frame["unstable"].astype("bool")
