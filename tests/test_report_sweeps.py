@@ -157,7 +157,11 @@ def test_crossover_ideals_and_one_process_ideal() -> None:
     ],
 )
 def test_lead_intervals(points: list[tuple[float, float]], expected: list[Any]) -> None:
-    assert _figures.lead_intervals(points) == pytest.approx(expected)
+    # pytest.approx compares flat sequences only (9.2 refuses nested ones): pair by pair.
+    got = _figures.lead_intervals(points)
+    assert len(got) == len(expected)
+    for interval, want in zip(got, expected, strict=True):
+        assert interval == pytest.approx(want)
 
 
 def test_a_plausible_sweep_reads_as_the_issue_expects(tmp_path: Path) -> None:
