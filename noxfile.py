@@ -236,3 +236,27 @@ def tests(session: nox.Session, interp: Interpreter, skip_reason: str | None) ->
     python = venv_python(session, interp, extras=f"{EXTRAS},test")
     args = session.posargs or ["tests/test_interpreters.py", "tests/test_dask.py"]
     session.run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, external=True)
+
+
+# -- the locked environment and the newest releases ------------------------------------
+
+LOCK = ROOT / "requirements-lock.txt"
+LOCK_COMMAND = (
+    "pyproject.toml", "--all-extras", "--universal", "--python-version", "3.11",
+    "--generate-hashes", "--custom-compile-command", "nox -s lock",
+)  # fmt: skip
+
+
+@nox.session(venv_backend="venv")
+def lock(session: nox.Session) -> None:
+    """Regenerate requirements-lock.txt: the newest releases pyproject.toml's ranges admit,
+    exact and hashed, for every Python the project supports (one universal file)."""
+    session.install("uv")
+    session.run("uv", "pip", "compile", "-q", *LOCK_COMMAND, "--upgrade", "-o", str(LOCK))
+
+
+@nox.session(venv_backend="none")
+def newest(session: nox.Session) -> None:
+    """The tests against the newest releases, naming the upgrade that broke each failure
+    (scripts/newest.py; arguments after -- go to pytest)."""
+    session.run(sys.executable, str(ROOT / "scripts" / "newest.py"), "--", *session.posargs)
