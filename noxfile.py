@@ -1,8 +1,8 @@
 """Every Python on this machine, one report: ``nox -s bench`` then its report.
 
-``bench`` runs once per interpreter found (see ``find_interpreters``): pyenv's versions
-(``$PYENV_ROOT/versions/*/bin``; pyenv's shims expose only the global one), then the
-interpreters ``nox -s build_pythons`` built (3.14 and 3.14t, in its cache folder), then
+``bench`` runs once per interpreter found (see ``find_interpreters``): the ones
+``nox -s build_pythons`` built (3.14 and 3.14t, in its cache folder), then pyenv's
+versions (``$PYENV_ROOT/versions/*/bin``; pyenv's shims expose only the global one), then
 ``python3``, ``python3.X`` and ``python3.Xt`` on PATH; one per minor version and build.
 Interpreters older than the project's ``requires-python`` are listed and skipped with
 that reason; a free-threaded build (``sysconfig`` ``Py_GIL_DISABLED``) is its own entry,
@@ -135,11 +135,12 @@ def built_bins(cache: Path) -> list[Path]:
 
 
 def candidates(pyenv_root: Path | None, path: str, built: Sequence[Path] = ()) -> list[str]:
-    """Executables worth asking: pyenv's, then the built ones, then PATH's; without
+    """Executables worth asking: the built ones, then pyenv's, then PATH's; without
     duplicates or pyenv's shims."""
     found: list[str] = []
     bin_dirs = sorted((pyenv_root / "versions").glob("*/bin")) if pyenv_root else []
-    for bin_dir in [*bin_dirs, *built]:
+    # Built first: X.Yt is then measured beside the X.Y built alike, not pyenv's X.Y.
+    for bin_dir in [*built, *bin_dirs]:
         if not bin_dir.is_dir():
             continue
         found.extend(
@@ -174,7 +175,8 @@ def find_interpreters(
     """(interpreters meeting requires-python, [(older one, why skipped)]), oldest first.
 
     One entry per implementation, minor version and build (free-threaded or not): the
-    first path found wins, so pyenv's 3.11.7 stands for 3.11 rather than the system's.
+    first path found wins, so pyenv's 3.11.7 stands for 3.11 rather than the system's,
+    and a built 3.14 for 3.14 rather than pyenv's.
     ``builds`` is build_pythons' cache folder (default: its ``cache_root()``).
     """
     if pyenv_root is None:

@@ -1,7 +1,7 @@
 """The noxfile's interpreter discovery and installs, on fake trees: no nox session runs.
 
-pyenv's versions are found explicitly (its shims expose only the global version), then
-the interpreters scripts/build_pythons.py built (complete ones only), then PATH's;
+The interpreters scripts/build_pythons.py built (complete ones only) come first, then
+pyenv's versions, found explicitly (its shims expose only the global version), then PATH's;
 older ones are skipped with the requires-python reason, one interpreter stands for each
 minor version, and a free-threaded build (``Py_GIL_DISABLED``) is an entry of its own.
 A dependency with no build for an interpreter is left out without stopping the others,
@@ -185,6 +185,7 @@ def test_built_interpreters_are_found_beside_pyenv_and_path(
 ) -> None:
     cache = tmp_path / "cache"
     answers = tree["answers"]
+    answers[make_build(cache, "3.13.5t")] = {"version": [3, 13, 5], "free_threaded": True}
     answers[make_build(cache, "3.14.1")] = {"version": [3, 14, 1]}
     answers[make_build(cache, "3.14.1t")] = {"version": [3, 14, 1], "free_threaded": True}
     # Neither a folder without its record nor a build still in its dot-folder is asked.
@@ -194,9 +195,10 @@ def test_built_interpreters_are_found_beside_pyenv_and_path(
         answers[exe] = {"version": [3, 14, 9], "free_threaded": True}
     ok, _ = noxfile.find_interpreters(tree["pyenv"], tree["path"], tree["query"], builds=cache)
     ids = [i.id for i in ok]
-    assert ids == ["3.11.7", "3.12.1", "3.13.0", "3.13.0t", "3.14.1", "3.14.1t", "pypy-3.15.0"]
+    assert ids == ["3.11.7", "3.12.1", "3.13.0", "3.13.5t", "3.14.1", "3.14.1t", "pypy-3.15.0"]
     built = {i.id: i.path for i in ok}
-    # The build stands for 3.14t rather than PATH's python3.14t: it is looked at first.
+    # A build stands for its version rather than pyenv's (3.13t) or PATH's (3.14t): it is
+    # looked at first, so X.Yt is measured beside the X.Y built alike.
     assert built["3.14.1t"] == str(cache / "3.14.1t" / "bin" / "python3.14t")
     assert built["3.14.1"] == str(cache / "3.14.1" / "bin" / "python3.14")
     assert not set(unfinished) & set(tree["asked"])
