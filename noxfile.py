@@ -241,6 +241,12 @@ def requirements(extras: str, pyproject: Path = ROOT / "pyproject.toml") -> list
 def _pip_failure(output: str) -> str:
     """pip's own reason, in one line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
+    # A conflict's first line says nothing; pip names the culprits further down.
+    for i, line in enumerate(lines):
+        if "have no matching distributions available" in line:
+            names = [name for name in lines[i + 1 :] if re.fullmatch(r"[\w.-]+", name)]
+            if names:
+                return f"no build of {', '.join(names)} for this interpreter"
     errors = [line for line in lines if line.startswith("ERROR:")]
     return (errors or lines or ["pip failed"])[0][:200]
 
@@ -250,14 +256,18 @@ def install_suite(
     extras: str,
     log: Callable[[str], object] = print,
     pip: Callable[[list[str]], subprocess.CompletedProcess[str]] | None = None,
+    known: Iterable[str] = (),
 ) -> dict[str, str]:
     """Install the project (editable, no dependencies), then every dependency that has a
     build for ``python``; {requirement: pip's reason} for each one that has none.
 
-    Wheels only: a library with no wheel for this interpreter (gevent or uvloop on a
-    free-threaded Python) is left out rather than compiled here for minutes, or failing
-    half-way.  All at once first (the common case, one resolve); one by one after a
-    failure, so one missing library never stops the others.
+    Each library the project names must come as a wheel: one with no build for this
+    interpreter (gevent or uvloop on a free-threaded Python) is left out rather than
+    compiled here for minutes, or failing half-way.  What those libraries depend on may
+    still build from source where it has no wheel (pyyaml for dask on 3.13t, a quick
+    one).  All at once first (the common case, one resolve); one by one after a failure,
+    so one missing library never stops the others.  ``known`` are the requirements that
+    failed last time: the rest go in at once, then each of those is tried again alone.
     """
 
     def run_pip(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -274,11 +284,14 @@ def install_suite(
     if done.returncode != 0:
         raise RuntimeError(f"the project does not install: {_pip_failure(done.stderr)}")
     wanted = requirements(extras)
-    if pip(["--only-binary=:all:", *wanted]).returncode == 0:
-        return {}
+    retry = [req for req in wanted if req in set(known)]
+    first = [req for req in wanted if req not in retry]
+    names = ",".join(Requirement(req).name for req in first)
+    if pip([f"--only-binary={names}", "--prefer-binary", *first]).returncode != 0:
+        retry = wanted
     failed: dict[str, str] = {}
-    for req in wanted:
-        done = pip(["--only-binary=:all:", req])
+    for req in retry:
+        done = pip([f"--only-binary={Requirement(req).name}", "--prefer-binary", req])
         if done.returncode != 0:
             failed[req] = _pip_failure(done.stderr + done.stdout)
             log(f"not installed: {req}: {failed[req]}")
@@ -292,10 +305,17 @@ def venv_python(session: nox.Session, interp: Interpreter, extras: str = EXTRAS)
     if not python.exists():
         session.run(interp.path, "-m", "venv", str(env), external=True)
     session.log(f"installing the suite and its dependencies into {env.name}")
+    # What had no build last time: tried alone, after the rest went in at once.
+    record = env / "boundbench-not-installed.json"
     try:
-        failed = install_suite(str(python), extras, log=session.warn)
+        known = json.loads(record.read_text())
+    except (OSError, ValueError):
+        known = {}
+    try:
+        failed = install_suite(str(python), extras, log=session.warn, known=known)
     except RuntimeError as exc:
         session.error(str(exc))
+    record.write_text(json.dumps(failed, indent=2) + "\n")
     if failed:
         names = ", ".join(Requirement(req).name for req in failed)
         session.warn(

@@ -258,7 +258,10 @@ def test_the_suite_installs_at_once_where_everything_has_a_build(noxfile: Module
     pip = FakePip(set())
     assert noxfile.install_suite("python", noxfile.EXTRAS, pip=pip) == {}
     assert pip.calls[0] == ["--no-deps", "-e", str(noxfile.ROOT)]
-    assert pip.calls[1] == ["--only-binary=:all:", *noxfile.requirements(noxfile.EXTRAS)]
+    wanted = noxfile.requirements(noxfile.EXTRAS)
+    names = "pytest,pytest-benchmark,pytest-timeout,gevent,psutil,pandas,matplotlib,scipy"
+    names += ",dask,interpreters-pep-734,uvloop"
+    assert pip.calls[1] == [f"--only-binary={names}", "--prefer-binary", *wanted]
     assert len(pip.calls) == 2
 
 
@@ -270,10 +273,34 @@ def test_a_dependency_without_a_build_does_not_stop_the_others(noxfile: ModuleTy
     assert failed["gevent>=23.9"] == (
         "ERROR: Could not find a version that satisfies the requirement gevent>=23.9"
     )
-    one_by_one = [call[1:] for call in pip.calls[2:]]
-    assert one_by_one == [[req] for req in noxfile.requirements(noxfile.EXTRAS)]
-    assert all(call[0] == "--only-binary=:all:" for call in pip.calls[1:])
+    # One by one, each library itself as a wheel (what it depends on may build).
+    one_by_one = pip.calls[2:]
+    assert [call[-1] for call in one_by_one] == noxfile.requirements(noxfile.EXTRAS)
+    assert one_by_one[3] == ["--only-binary=gevent", "--prefer-binary", "gevent>=23.9"]
     assert said == [f"not installed: {req}: {why}" for req, why in failed.items()]
+
+
+def test_what_failed_last_time_is_tried_alone_after_the_rest(noxfile: ModuleType) -> None:
+    pip = FakePip({"gevent", "uvloop"})
+    known = {"gevent>=23.9": "no wheel", "uvloop>=0.19; sys_platform != 'win32'": "no wheel"}
+    failed = noxfile.install_suite("python", noxfile.EXTRAS, pip=pip, known=known)
+    assert list(failed) == list(known)
+    rest = [req for req in noxfile.requirements(noxfile.EXTRAS) if req not in known]
+    assert pip.calls[1][2:] == rest
+    assert [call[-1] for call in pip.calls[2:]] == list(known)  # 4 pip calls, not 13
+    pip = FakePip(set())  # a wheel appeared since
+    assert noxfile.install_suite("python", noxfile.EXTRAS, pip=pip, known=known) == {}
+    assert len(pip.calls) == 4
+
+
+def test_pip_names_the_dependency_that_has_no_build(noxfile: ModuleType) -> None:
+    conflict = (
+        "ERROR: Cannot install dask because these package versions have conflicting "
+        "dependencies.\n\nThe conflict is caused by:\n    dask 2024.1.0 depends on "
+        "pyyaml>=5.3.1\n\nAdditionally, some packages in these conflicts have no matching "
+        "distributions available for your environment:\n    pyyaml\n\nTo fix this you could"
+    )
+    assert noxfile._pip_failure(conflict) == "no build of pyyaml for this interpreter"
 
 
 def test_the_project_itself_must_install(noxfile: ModuleType) -> None:
