@@ -658,9 +658,12 @@ def build(
             (f"make -j{jobs}", [*NICE, "make", f"-j{jobs}"]),
             ("make install", [*NICE, "make", "install", f"DESTDIR={stage}"]),
         ]
+        step_seconds = {}
         for step, cmd in steps:
             say(f"{build.name}: {step}")
+            step_started = time.monotonic()
             done = runner(cmd, log=log, cwd=source, env=env)
+            step_seconds[step.split(" -j")[0]] = round(time.monotonic() - step_started, 1)
             if done.returncode != 0:
                 raise Failure(
                     BUILD_FAILED,
@@ -679,6 +682,7 @@ def build(
             "pgo": False,
             "lto": False,
             "build_seconds": round(seconds, 1),
+            "step_seconds": step_seconds,
             # timezone.utc, not datetime.UTC: the script runs on Pythons before 3.11.
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(  # noqa: UP017
                 timespec="seconds"
@@ -832,7 +836,10 @@ def main(
                     say(f"{wanted.name}: already built with the same flags, reused")
                 else:
                     record = build(wanted, tarball, args.jobs, runner)
-                    say(f"{wanted.name}: built in {_minutes(record['build_seconds'])}")
+                    steps = ", ".join(
+                        f"{step} {_minutes(took)}" for step, took in record["step_seconds"].items()
+                    )
+                    say(f"{wanted.name}: built in {_minutes(record['build_seconds'])} ({steps})")
                 for gone in retire_older(wanted, wanted.prefix):
                     say(f"{wanted.name}: removed the older {gone.name}")
                 ready.append(str(wanted.prefix / record["python"]))

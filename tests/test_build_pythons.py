@@ -361,6 +361,7 @@ def test_both_builds_are_made_alike_and_recorded(bp: ModuleType, etc: Path, cach
         assert record["pgo"] is False
         assert record["lto"] is False
         assert record["build_seconds"] >= 0
+        assert list(record["step_seconds"]) == ["configure", "make", "make install"]
         assert record["built_at"]
         assert record["source"] == {"tarball": "python3.14_3.14.1.orig.tar.xz",
                                     "debian_version": "3.14.1-1"}  # fmt: skip
