@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import fcntl
 import functools
 import json
 import os
@@ -175,6 +174,7 @@ def installed_builds(cache: Path) -> list[tuple[Path, dict[str, Any]]]:
         record = read_record(folder)
         if record is not None:
             found.append((folder, record))
+    found.sort(key=lambda row: row[0].name)  # X.Y before X.Yt, whatever iterdir says
     found.sort(key=lambda row: _python_version_key(str(row[1]["version"])), reverse=True)
     return found
 
@@ -751,6 +751,8 @@ def _minutes(seconds: float) -> str:
 @contextlib.contextmanager
 def locked(cache: Path) -> Iterator[None]:
     """One build_pythons at a time per cache folder."""
+    import fcntl  # here, not at the top: noxfile.py imports this module on any platform
+
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / ".lock").open("w") as handle:
         try:
