@@ -36,9 +36,9 @@ from benchmarks.test_convoy import (
 )
 from tests._net_helpers import no_leaks
 from tests._procs import TAG_ENV, describe, is_live, wait_gone
+from workloads._children import child_env
 from workloads.convoy import PLACEMENTS, ConvoyRefused, ConvoyServer, check_load
 from workloads.net import LoadClient
-from workloads.net._launch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = 0.005
