@@ -317,7 +317,7 @@ def test_bad_parameters_are_refused_before_anything_runs(
 
 def test_the_child_refuses_bad_options_in_one_line() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "workloads.net._convoy_server", "--cpus", "x,y"],
+        [sys.executable, "-m", "workloads._convoy_server", "--cpus", "x,y"],
         env=child_env(),
         capture_output=True,
         text=True,

@@ -16,7 +16,7 @@ Variants (``PLACEMENTS``: where the CPU work runs, beside one echo server thread
 
 Where it runs, and why a dedicated child process.  The server thread and the CPU work
 live in a child interpreter of their own (``ConvoyServer``, running
-``workloads.net._convoy_server``), not in the caller's (pytest's) process:
+``workloads._convoy_server``), not in the caller's (pytest's) process:
 
 - the GIL being measured is then shared only by the server thread, the CPU work and the
   child's idle control thread; in pytest's process it would also be shared by pytest's
@@ -203,7 +203,7 @@ class ConvoyServer:
         command = [
             sys.executable,
             "-m",
-            "workloads.net._convoy_server",
+            "workloads._convoy_server",
             f"--host={self.host}",
             f"--parent-pid={os.getpid()}",
             f"--start-method={self.start_method}",
