@@ -14,13 +14,15 @@ import pytest
 from workloads import _scheduler, io_socket
 from workloads._scheduler import Scheduler, SchedulerError, SchedulerTimeout, Wait, run_tasks
 from workloads.models import generator as generator_model
+from workloads.net import generator_server
 
 # A descriptor number no process here has open (far above any descriptor limit).
 NOT_OPEN = 999_999
 
 
-def test_the_model_and_io_socket_share_one_scheduler() -> None:
-    assert generator_model.Wait is io_socket.Wait is Wait
+def test_the_model_the_server_and_io_socket_share_one_scheduler() -> None:
+    assert generator_model.Wait is io_socket.Wait is generator_server.Wait is Wait
+    assert generator_server.Scheduler is Scheduler
     assert generator_model.run_tasks is run_tasks
 
 
