@@ -261,6 +261,14 @@ class _Parking:
         self.selector.close()
 
 
+class _Discard(dict[int, Any]):
+    """The results of a run until ``stop()``, which nobody reads: kept nowhere (a server's
+    tasks must not pile up), at no cost per task in a run that keeps them."""
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        pass
+
+
 class Scheduler:
     """Generator tasks on one thread: round-robin, a timer heap, readiness on sockets.
 
@@ -325,7 +333,7 @@ class Scheduler:
             raise ValueError("Scheduler.run: a stop() needs a finite max_wait")
         pending = self._pending
         limit = self.limit
-        results: dict[int, Any] | None = {} if stop is None else None
+        results: dict[int, Any] = {} if stop is None else _Discard()
         ready: deque[tuple[int, Task]] = deque()
         timers: list[_Timer] = []
         parking = self._parking
@@ -378,8 +386,7 @@ class Scheduler:
                     try:
                         op = next(gen)
                     except StopIteration as ended:
-                        if results is not None:
-                            results[index] = ended.value
+                        results[index] = ended.value
                         in_flight -= 1
                         if parking is not None:
                             parking.release(index)
@@ -411,7 +418,7 @@ class Scheduler:
                     else:
                         ready.append((index, gen))
             finished = stop is None
-            if results is None:
+            if stop is not None:
                 return []
             if on_error is None:
                 return [results[i] for i in range(self._next_id)]
@@ -458,7 +465,7 @@ class Scheduler:
         ready: deque[tuple[int, Task]],
         timers: list[_Timer],
         seq: Iterator[int],
-        results: dict[int, Any] | None,
+        results: dict[int, Any],
         on_error: Callable[[int, Exception], object] | None,
     ) -> int:
         """Resume each task whose wait timed out with ``TimeoutError`` raised at its
@@ -470,8 +477,7 @@ class Scheduler:
             try:
                 op = gen.throw(error)
             except StopIteration as stop:
-                if results is not None:
-                    results[index] = stop.value
+                results[index] = stop.value
                 ended += 1
                 parking.release(index)
                 continue
