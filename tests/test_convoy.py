@@ -36,9 +36,9 @@ from benchmarks.test_convoy import (
 )
 from tests._net_helpers import no_leaks
 from tests._procs import TAG_ENV, describe, is_live, wait_gone
+from workloads._children import child_env
 from workloads.convoy import PLACEMENTS, ConvoyRefused, ConvoyServer, check_load
 from workloads.net import LoadClient
-from workloads.net._launch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = 0.005
@@ -317,7 +317,7 @@ def test_bad_parameters_are_refused_before_anything_runs(
 
 def test_the_child_refuses_bad_options_in_one_line() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "workloads.net._convoy_server", "--cpus", "x,y"],
+        [sys.executable, "-m", "workloads._convoy_server", "--cpus", "x,y"],
         env=child_env(),
         capture_output=True,
         text=True,

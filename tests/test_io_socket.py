@@ -33,6 +33,7 @@ from tests._net_helpers import connect, no_leaks, recv_exactly
 from tests._procs import TAG_ENV, wait_gone
 from workloads import get_workload
 from workloads import io_socket as io_socket_module
+from workloads._children import child_env
 from workloads.io_socket import (
     CONNECT_MODES,
     IO_SOCKET,
@@ -47,7 +48,6 @@ from workloads.io_socket import (
 from workloads.models import ModelError, get_model, run_generators, unavailable_models
 from workloads.net import ServerProcess
 from workloads.net import __main__ as net_main
-from workloads.net._launch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DELAY = 0.002

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests._net_helpers import AFFINITY_OUT_ENV
+from workloads._children import child_env
 from workloads.net._affinity import split_cpus, usable
-from workloads.net._launch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 

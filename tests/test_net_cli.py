@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests._net_helpers import Servers, no_leaks, served, style_params
+from workloads._children import child_env
 from workloads.net import STYLES, available_styles, get_style, unavailable_styles
-from workloads.net._launch import child_env
 
 
 @pytest.fixture(autouse=True)

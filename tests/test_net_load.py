@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests._net_helpers import Servers, no_leaks, style_params
+from workloads._children import child_env
 from workloads.net import LoadClient, LoadResult, run_load, run_thread_clients
-from workloads.net._launch import child_env
 from workloads.net.load import default_processes, percentile, split
 
 CONTRACT_KEYS = {

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests._net_helpers import Servers, no_leaks
+from workloads._children import child_env
 from workloads.net import LoadClient, run_load
 from workloads.net._affinity import affinity, pin, split_cpus, usable
 from workloads.net._histogram import Histogram, bucket_of
-from workloads.net._launch import child_env
 from workloads.net.load import percentile
 
 # The slow server's service time per request: capacity 1 / DELAY requests/s a connection.

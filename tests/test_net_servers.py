@@ -37,8 +37,8 @@ from tests._net_helpers import (
     served,
     style_params,
 )
+from workloads._children import child_env, kill_group
 from workloads.net import unavailable_styles
-from workloads.net._launch import child_env, kill_group
 
 # The delayed styles too (``STYLE@DELAY``): io_socket's remote end takes the same abuse.
 STYLES = style_params(delayed=True)

@@ -16,7 +16,7 @@ Variants (``PLACEMENTS``: where the CPU work runs, beside one echo server thread
 
 Where it runs, and why a dedicated child process.  The server thread and the CPU work
 live in a child interpreter of their own (``ConvoyServer``, running
-``workloads.net._convoy_server``), not in the caller's (pytest's) process:
+``workloads._convoy_server``), not in the caller's (pytest's) process:
 
 - the GIL being measured is then shared only by the server thread, the CPU work and the
   child's idle control thread; in pytest's process it would also be shared by pytest's
@@ -39,22 +39,20 @@ the harness runs it again; see ``Runner.void``).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import os
 import subprocess
 import sys
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psutil
 
+from . import _children
 from .net._common import check_loopback
 from .net._ipc import ChannelError, receive, write_message
-from .net._launch import child_env, kill_group
 
 PLACEMENTS = ("threads", "native", "processes")
 # The switch intervals of the published experiment: CPython's default and two shorter.
@@ -73,8 +71,6 @@ WORK_TIMEOUT = 20.0
 CLOSE_TIMEOUT = 5.0
 # The process pool's start method: fork in a process with running threads is unsafe.
 POOL_START_METHOD = "forkserver"
-
-_LIVE: weakref.WeakSet[ConvoyServer] = weakref.WeakSet()
 
 
 class ConvoyError(RuntimeError):
@@ -172,8 +168,8 @@ class ConvoyServer:
     """The child process: an echo server thread plus the CPU work of each round.
 
     ``cpus`` pins the child (and every thread and pool worker it starts) to those CPUs.
-    The child is in a session of its own; ``close()`` (or the ``atexit`` hook) ends its
-    whole process group, pool workers included.
+    The child is in a session of its own; ``close()`` (or ``_children``'s ``atexit``
+    hook) ends its whole process group, pool workers included.
     """
 
     def __init__(
@@ -207,22 +203,16 @@ class ConvoyServer:
         command = [
             sys.executable,
             "-m",
-            "workloads.net._convoy_server",
+            "workloads._convoy_server",
             f"--host={self.host}",
             f"--parent-pid={os.getpid()}",
             f"--start-method={self.start_method}",
         ]
         if self.cpus:
             command.append("--cpus=" + ",".join(map(str, self.cpus)))
-        self.proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=child_env(),
-            start_new_session=True,
+        self.proc = _children.spawn(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
-        _LIVE.add(self)
         try:
             hello = self._expect("hello", START_TIMEOUT)
         except BaseException:
@@ -258,7 +248,7 @@ class ConvoyServer:
         return reply[1]
 
     def _exit_note(self) -> str:
-        code = None if self.proc is None else self.proc.poll()
+        code = None if self.proc is None else _children.exit_code(self.proc)
         return "still running" if code is None else f"exit code {code}"
 
     # -- rounds -------------------------------------------------------------------------
@@ -292,7 +282,7 @@ class ConvoyServer:
     # -- lifetime -----------------------------------------------------------------------
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and _children.running(self.proc)
 
     def pids(self) -> list[int]:
         """The child and every process under it (pool workers, the forkserver)."""
@@ -321,25 +311,12 @@ class ConvoyServer:
         if proc.stdin is not None:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=CLOSE_TIMEOUT)
-        self.kill()
+        _children.end(proc, CLOSE_TIMEOUT, sig=None)
 
     def kill(self) -> None:
         """End the child's whole process group now (its pool too) and reap it.  Idempotent."""
-        proc = self.proc
-        if proc is not None:
-            # The group outlives its leader when the pool's workers are still up.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, 9)
-            kill_group(proc)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    with contextlib.suppress(OSError):
-                        stream.close()
-        _LIVE.discard(self)
+        if self.proc is not None:
+            _children.end(self.proc)
 
     def __enter__(self) -> ConvoyServer:
         if self.proc is None:
@@ -352,12 +329,6 @@ class ConvoyServer:
     def __repr__(self) -> str:
         pid = self.proc.pid if self.proc else None
         return f"<ConvoyServer {self.host}:{self.port} pid={pid}>"
-
-
-@atexit.register
-def _kill_forgotten() -> None:
-    for server in list(_LIVE):
-        server.kill()
 
 
 __all__ = [

@@ -29,7 +29,8 @@ which ``io_socket_expected`` computes without a server:
 - ``sync``: blocking sockets, each wait bounded (``_bound_waits``); under gevent's
   ``monkey.patch_all()`` they yield to its hub.
 - ``gen``: non-blocking sockets; the task yields ``Wait(sock, "r"|"w", timeout)`` and the
-  generator model wakes it with ``selectors``.
+  generator scheduler (``workloads._scheduler``, the generator model's) wakes it with
+  ``selectors``.
 - ``coro``: asyncio streams (``open_connection``, ``readexactly``).
 
 Every echo is compared with its request byte for byte (a mismatch raises), every wait
@@ -65,6 +66,7 @@ from collections import deque
 from collections.abc import Generator
 from typing import Any
 
+from ._scheduler import Wait
 from ._spec import Workload
 
 K = 5
@@ -410,8 +412,6 @@ def io_socket_sync(
 
 
 def _open_nonblocking(host: str, port: int) -> Generator[Any, None, socket.socket]:
-    from .models.generator import Wait
-
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
@@ -436,11 +436,6 @@ def io_socket_gen(
     address: str = "",
     connect: str = CONNECT,
 ) -> Generator[Any, None, tuple[int, int, int]]:
-    # Imported here, not at the top: ``workloads`` imports this module while it is
-    # itself being imported, and ``workloads.models`` (plugins and all) must not load
-    # inside that; by the time a task runs, both are complete.
-    from .models.generator import Wait
-
     host, port = _check(k, size, delay, address, connect)
     echoed = bytearray(size)
     view = memoryview(echoed)

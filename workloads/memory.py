@@ -49,8 +49,6 @@ import gc
 import hashlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,11 +57,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import _children
+
 METHOD = "clear_refs+VmHWM, a fresh forked process per model and workload"
 PROC = Path("/proc")
 # Writing this to clear_refs resets the peak resident size (Linux >= 4.0).
 _RESET_PEAK = b"5"
-_ROOT = Path(__file__).resolve().parents[1]
 # A job whose pool has this many workers or more runs alone (``runs_alone``).
 BIG_POOL = 2_000
 
@@ -297,8 +296,6 @@ def measure_jobs(jobs: Iterable[Job], timeout: float = 300.0) -> dict[Job, list[
     todo = list(dict.fromkeys(jobs))
     if not todo:
         return {}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
     with contextlib.ExitStack() as files:
         spec = files.enter_context(tempfile.NamedTemporaryFile("w", suffix=".json"))
         json.dump([job.as_json() for job in todo], spec)
@@ -306,27 +303,22 @@ def measure_jobs(jobs: Iterable[Job], timeout: float = 300.0) -> dict[Job, list[
         out = files.enter_context(tempfile.TemporaryFile())
         err = files.enter_context(tempfile.TemporaryFile())
         argv = [sys.executable, "-m", "workloads.memory", "--jobs", spec.name]
-        proc = subprocess.Popen(
-            [*argv, "--timeout", str(timeout)],
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=_ROOT,
-            env=env,
-            start_new_session=True,
+        proc = _children.spawn(
+            [*argv, "--timeout", str(timeout)], stdout=out, stderr=err, cwd=_children.ROOT
         )
         # The children have ``timeout`` each, side by side but for the big pools; the
         # rest is start-up.
         waves = 1 + sum(runs_alone(job) for job in todo)
         try:
-            code = proc.wait(waves * timeout + 60)
-        except subprocess.TimeoutExpired:
+            finished = _children.wait_exit(proc, waves * timeout + 60)
+        finally:
+            # Also what it left behind: its forked children are in its group.
+            code = _children.end(proc)
+        if not finished:
             return {
                 job: _failed(job, f"memory measurement unfinished after {timeout} s")
                 for job in todo
             }
-        finally:
-            _kill_group(proc)
         out.seek(0)
         err.seek(0)
         if code != 0:
@@ -344,14 +336,6 @@ def measure_jobs(jobs: Iterable[Job], timeout: float = 300.0) -> dict[Job, list[
     if len(rows) != len(todo):
         return {job: _failed(job, "memory measurement printed no result") for job in todo}
     return dict(zip(todo, rows, strict=True))
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the process group ``proc`` leads (what it left behind too), and reap it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
 
 
 def _failed(job: Job, reason: str) -> list[dict[str, Any]]:
@@ -453,24 +437,27 @@ def _reap(
     timeout: float,
     results: list[list[dict[str, Any]] | None],
 ) -> None:
-    """Wait for the children (pid -> job index), at most ``timeout``; kill the late ones."""
+    """Wait for the children (pid -> job index), at most ``timeout``; kill the late ones
+    (and every one left if this fails or is interrupted)."""
     deadline = time.monotonic() + timeout
-    while children:
-        for pid in list(children):
-            done, _status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                index = children.pop(pid)
-                results[index] = _read_rows(jobs[index], os.path.join(scratch, f"{index}.json"))
-        if children and time.monotonic() > deadline:
-            for pid, index in children.items():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                results[index] = _failed(
-                    jobs[index], f"memory measurement unfinished after {timeout} s"
-                )
-            children.clear()
-        time.sleep(0.02)
+    try:
+        while children:
+            for pid in list(children):
+                if _children.reap_fork(pid) is not None:
+                    index = children.pop(pid)
+                    path = os.path.join(scratch, f"{index}.json")
+                    results[index] = _read_rows(jobs[index], path)
+            if children and time.monotonic() > deadline:
+                for index in children.values():
+                    results[index] = _failed(
+                        jobs[index], f"memory measurement unfinished after {timeout} s"
+                    )
+                break
+            time.sleep(0.02)
+    finally:
+        for pid in children:
+            _children.kill_fork(pid)
+        children.clear()
 
 
 def _read_rows(job: Job, path: str) -> list[dict[str, Any]]:

@@ -1,53 +1,35 @@
 """Start an echo server in its own process group, learn its port, and always end it.
 
-Used by the benchmarks and the tests alike.  The server runs in a session of its own
-(``start_new_session``): a Ctrl-C in the terminal reaches only the parent, which ends the
-server itself; ``kill()`` signals the whole group, so nothing the server started
-outlives it.  An ``atexit`` hook kills any server its owner forgot.
+Used by the benchmarks and the tests alike.  The process itself is started, stopped and
+reaped by ``workloads._children`` (a group of its own, bounded waits, the whole group
+killed, an ``atexit`` hook for a server its owner forgot); this module knows the
+server's command line and its ``listening on`` line.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import selectors
 import signal
 import subprocess
 import sys
 import time
-import weakref
-from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import psutil
+
+from .. import _children
+from .._children import child_env, kill_group
 
 # The longest a server may take to print its ``listening on`` line (gevent imports are
 # the slowest, ~0.3 s; a loaded CI machine gets a wide margin).
 STARTUP_TIMEOUT = 20.0
 # How long a stopping server gets after SIGTERM before it is killed.
 STOP_TIMEOUT = 2.0
-_ROOT = Path(__file__).resolve().parents[2]
-_LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
 
 class ServerStartError(RuntimeError):
     """The server did not come up: it died, or said nothing within the start-up timeout."""
-
-
-def child_env() -> dict[str, str]:
-    """The environment for our child interpreters: the repository importable from anywhere."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def kill_group(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:
-    """Signal a child's whole process group (it leads one: start_new_session)."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
 
 
 class ServerProcess:
@@ -106,15 +88,11 @@ class ServerProcess:
         # a lot would block on a full pipe and look hung.
         if self.log_path is not None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in kill())
-        self.proc = subprocess.Popen(
+        self.proc = _children.spawn(
             command,
-            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log if self._log is not None else subprocess.DEVNULL,
-            env=child_env(),
-            start_new_session=True,
         )
-        _LIVE.add(self)
         try:
             line = self._first_line(timeout)
             if not line.startswith("listening on "):
@@ -140,7 +118,8 @@ class ServerProcess:
                     raise ServerStartError(f"{self.style}: no 'listening on' line in {timeout} s")
                 chunk = os.read(fd, 4096)
                 if not chunk:
-                    code = self.proc.wait(timeout=5)
+                    _children.wait_exit(self.proc, 5.0)
+                    code = _children.exit_code(self.proc)
                     raise ServerStartError(
                         f"{self.style}: server exited with code {code} before listening"
                         + (f" (log: {self.log_path})" if self.log_path else "")
@@ -149,7 +128,7 @@ class ServerProcess:
         return data.split(b"\n", 1)[0].decode()
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and _children.running(self.proc)
 
     def cpu_seconds(self) -> float:
         """User + system CPU the server has used so far (0.0 once it is gone)."""
@@ -169,29 +148,17 @@ class ServerProcess:
         """Ask the server to stop; its exit code, or None if it had to be killed."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)
-        try:
-            code: int | None = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = _children.end(self.proc, timeout, sig)
         self.kill()
         return code
 
     def kill(self) -> None:
         """End the server's whole process group now, reap it, close our ends.  Idempotent."""
-        proc = self.proc
-        if proc is not None:
-            kill_group(proc)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-            if proc.stdout is not None:
-                proc.stdout.close()
+        if self.proc is not None:
+            _children.end(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None
-        _LIVE.discard(self)
 
     def __enter__(self) -> ServerProcess:
         if self.proc is None:
@@ -206,7 +173,12 @@ class ServerProcess:
         return f"<ServerProcess {self.style} {self.host}:{self.port} pid={pid}>"
 
 
-@atexit.register
-def _kill_forgotten() -> None:
-    for server in list(_LIVE):
-        server.kill()
+# Kept importable from here: the tests and users' scripts took them from this module.
+__all__ = [
+    "STARTUP_TIMEOUT",
+    "STOP_TIMEOUT",
+    "ServerProcess",
+    "ServerStartError",
+    "child_env",
+    "kill_group",
+]

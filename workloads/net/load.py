@@ -30,17 +30,19 @@ from array import array
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .. import _children
 from ._affinity import pin
 from ._common import check_loopback
 from ._histogram import Histogram
 from ._ipc import ChannelError, receive, write_message
-from ._launch import child_env, kill_group
 
 DEFAULT_REQUESTS = 10_000
 DEFAULT_SIZE = 1024
 # Every wait on a worker gives up after this many seconds (a run's own duration added).
 DEFAULT_TIMEOUT = 60.0
 STARTUP_TIMEOUT = 30.0
+# How long a worker gets to leave on its own once its stdin is closed.
+WORKER_CLOSE_TIMEOUT = 2.0
 # Default worker processes: one per connection (each then runs the blocking fast path)
 # up to this many connections; past it, one worker per CPU multiplexes its share on
 # epoll (on 2 cores, 10 connections: 52k req/s over 2 workers against 39k over 4).
@@ -204,14 +206,12 @@ def merge(
 
 class _Worker:
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
+        # Own process group: a terminal's Ctrl-C reaches only the parent, which ends its
+        # workers itself (close(), or the atexit hook of _children).
+        self.proc = _children.spawn(
             [sys.executable, "-m", "workloads.net._load_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=child_env(),
-            # Own process group: a terminal's Ctrl-C reaches only the parent, which ends
-            # its workers itself (close(), or the atexit hook).
-            start_new_session=True,
         )
 
     def send(self, message: Any) -> None:
@@ -237,7 +237,7 @@ class _Worker:
         return reply[1]
 
     def _exit_note(self) -> str:
-        code = self.proc.poll()
+        code = _children.exit_code(self.proc)
         return "still running" if code is None else f"exit code {code}"
 
     def close(self) -> None:
@@ -245,11 +245,8 @@ class _Worker:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        try:
-            self.proc.wait(timeout=2)  # EOF on stdin makes it leave on its own
-        except subprocess.TimeoutExpired:
-            kill_group(self.proc)
-            self.proc.wait(timeout=5)
+        # EOF on stdin makes it leave on its own; killed if it has not within 2 s.
+        _children.end(self.proc, WORKER_CLOSE_TIMEOUT, sig=None)
 
 
 class LoadClient:

@@ -1,6 +1,8 @@
 """The convoy server: one process holding an echo server and each round's CPU work.
 
 Started by ``workloads.convoy.ConvoyServer`` (see there why it is a process of its own).
+It lives beside ``convoy.py``, not in ``workloads/net``: it runs the convoy's CPU work,
+and the network package imports no workload (no import cycle).
 Threads: the main thread answers the control pipe, an acceptor thread accepts, and each
 connection gets a thread that echoes with blocking ``recv`` / ``sendall``, as the
 ``threaded`` style does; between rounds, nothing else runs.
@@ -319,7 +321,7 @@ def _kill_own_group(signum: int, frame: FrameType | None) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = OneLineParser(prog="python -m workloads.net._convoy_server")
+    parser = OneLineParser(prog="python -m workloads._convoy_server")
     parser.add_argument("--host", type=loopback_host, default="127.0.0.1")
     parser.add_argument("--parent-pid", type=int_in(1), default=None)
     parser.add_argument("--start-method", choices=mp.get_all_start_methods(), default="forkserver")
