@@ -130,8 +130,6 @@ def test_the_weekly_workflow_runs_the_script() -> None:
     data = yaml.safe_load((ROOT / ".github" / "workflows" / "newest.yml").read_text())
     triggers = data.get("on", data.get(True))
     assert "schedule" in triggers
-    runs = "\n".join(
-        step.get("run", "") for job in data["jobs"].values() for step in job["steps"]
-    )
+    runs = "\n".join(step.get("run", "") for job in data["jobs"].values() for step in job["steps"])
     assert "scripts/newest.py" in runs
     assert SCRIPT.stat().st_mode & 0o100, "scripts/newest.py is not executable"
