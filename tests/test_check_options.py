@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports.check import main, rounds_needed
+from reports._check_output import rounds_needed
+from reports.check import main
 from tests.fixtures.check.synth import CELLS, MACHINE_INFO, run_data, write_run
 
 THREADS = CELLS[1]
