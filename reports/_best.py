@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from . import _figures
-from ._charts import SPECIAL_WORKLOADS
+from ._cells import SPECIAL_WORKLOADS
 from ._frame import BOUND_ORDER
 from ._runs import Run
 
@@ -43,7 +43,7 @@ def best_models(
 ) -> pd.DataFrame:
     """One row per (workload, parameters, tasks) of ``rows``: the fastest model.
 
-    ``rows`` hold one run per workload (``_charts.latest_per_workload``): cells of one
+    ``rows`` hold one run per workload (``_cells.latest_per_workload``): cells of one
     workload are only ever compared within one run.
 
     Columns: the frame's of the winning cell, plus ``ci_low``, ``ci_high``, ``ci_method``

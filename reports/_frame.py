@@ -31,7 +31,7 @@ from ._runs import Run
 # The order of models in charts and tables: serial (every speedup's base) first, then the
 # built-in models in registry order, then any other model (a plugin, a server style)
 # alphabetically.  A new model needs no entry here: it sorts after these, and its colour
-# comes from its name (``reports._charts.colour_for``).
+# comes from its name (``reports._palette.colour_for``).
 MODEL_ORDER = (
     "serial",
     "generator",

@@ -12,15 +12,8 @@ from typing import Any
 import pandas as pd
 
 from ._best import best_models, interval_note, runner_up_text, stats_by_cell
-from ._charts import (
-    SPECIAL_WORKLOADS,
-    Chart,
-    fmt_seconds,
-    generic,
-    headline_cells,
-    latest_per_workload,
-    latest_run,
-)
+from ._cells import SPECIAL_WORKLOADS, generic, headline_cells, latest_per_workload, latest_run
+from ._draw import Chart, fmt_seconds
 from ._figures import UNSTABLE_SPREAD, run_settings
 from ._frame import boundbench_info, model_sort_key, params_label
 from ._runs import Run

@@ -2,7 +2,7 @@
 
 Each sweep varies one parameter over a wide range, so it gets a line chart of its own
 instead of bars among the generic charts (``reports._frame.sweep_of`` picks its cells).
-As in ``reports._charts``, every ``chart_*`` writes ``NAME.png`` and ``NAME.svg``,
+As every chart (``reports._draw``), ``chart_*`` writes ``NAME.png`` and ``NAME.svg``,
 returns a :class:`Chart` whose sentence is worked out from the data, and returns None
 when the frame has no cell for it.  The figures (speedup, ideal, efficiency, crossings)
 come from :mod:`reports._figures`; the data behind each chart is a plain function
@@ -23,17 +23,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from . import _figures
-from ._charts import (
-    Chart,
-    _figure,
-    _join,
-    _plain_log,
-    _save,
-    _styled,
-    colour_for,
-    ordered_models,
-    run_note,
-)
+from ._cells import ordered_models, run_note
+from ._draw import Chart, join_clauses, new_figure, plain_log, save, styled
+from ._palette import colour_for
 
 KIND_TITLE = {"python": "Python CPU work", "native": "native CPU work (GIL released)"}
 # The interpreter's default switch interval: the convoy sentence's first figure.
@@ -202,14 +194,14 @@ def _panels(points: pd.DataFrame) -> list[tuple[str, Any]]:
     return sorted(found, key=lambda kt: (order.get(kt[0], len(order)), kt[0], kt[1]))
 
 
-@_styled
+@styled
 def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart | None:
     """Speedup over serial against the CPU share, a line per model, a panel per kind."""
     points = crossover_points(rows)
     if points.empty:
         return None
     panels = _panels(points)
-    fig = _figure(6.2 * len(panels) + 0.4, 5.0)
+    fig = new_figure(6.2 * len(panels) + 0.4, 5.0)
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     clauses = []
     top = float(points["speedup"].max())
@@ -247,7 +239,7 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
         ax.set_title(_panel_title(kind, tasks))
     for ax in axes:
         ax.set_ylim(max(low / 1.4, 0.05), top * 1.4)
-        _plain_log(ax)
+        plain_log(ax)
     axes[0].set_ylabel("speedup over serial (log, higher is better)")
     fig.suptitle("Crossover: speedup over serial as the CPU share of the work grows")
     models = ordered_models(points["model"])
@@ -263,8 +255,8 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
                           markeredgecolor="black", label="best at that share"))  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7),
                title="model")  # fmt: skip
-    _save(fig, out, "crossover")
-    sentence = _join(clauses) + ". Each model at its best worker count; dashed: the ideals."
+    save(fig, out, "crossover")
+    sentence = join_clauses(clauses) + ". Each model at its best worker count; dashed: the ideals."
     return Chart("crossover", "Which model as the CPU share grows", sentence, run_note(rows))
 
 
@@ -345,7 +337,7 @@ def _count_axis(ax: Axes, counts: Sequence[float]) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-@_styled
+@styled
 def chart_scale(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart | None:
     """Efficiency and KB per task against the task count (log), a line per model."""
     points = scale_points(rows)
@@ -354,7 +346,7 @@ def chart_scale(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart
     variants = sorted(points["scale_variant"].unique())
     memory = "kb_per_task" in points.columns and bool(points["kb_per_task"].notna().any())
     ncols = 2 if memory else 1
-    fig = _figure(5.6 * ncols + 0.4, 3.6 * len(variants) + 1.2)
+    fig = new_figure(5.6 * ncols + 0.4, 3.6 * len(variants) + 1.2)
     axes = fig.subplots(len(variants), ncols, squeeze=False)
     counts = sorted(points["tasks"].dropna().unique())
     clauses = []
@@ -380,7 +372,7 @@ def chart_scale(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart
             kb_ax = row_axes[1]
             values = sub["kb_per_task"].dropna()
             if len(values) and float(values.min()) > 0 and float(values.max() / values.min()) > 20:
-                _plain_log(kb_ax)
+                plain_log(kb_ax)
             kb_ax.set_ylabel("memory per task (KB, peak above idle)")
             kb_ax.set_title(f"{variant}: memory per task")
             _count_axis(kb_ax, counts)
@@ -404,8 +396,8 @@ def chart_scale(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart
                           label=f"{_figures.SCALE_EFFICIENCY:.0%} efficiency"))  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8),
                title="model")  # fmt: skip
-    _save(fig, out, "scale")
-    sentence = _join(clauses) + "."
+    save(fig, out, "scale")
+    sentence = join_clauses(clauses) + "."
     return Chart("scale", "Scale: 10 to 100,000 tasks", sentence, run_note(rows))
 
 
@@ -489,7 +481,7 @@ def convoy_sentence(points: pd.DataFrame) -> str:
     return "; ".join(parts) + "."
 
 
-@_styled
+@styled
 def chart_convoy(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart | None:
     """Throughput and latency against the CPU threads beside the server."""
     points = convoy_points(rows)
@@ -507,7 +499,7 @@ def chart_convoy(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
     placements = sorted(points["cpu_placement"].unique(), key=lambda p: (p != "threads", p))
     switches = sorted(points["switch_interval_s"].unique(), reverse=True)
     threads = sorted(points["cpu_threads"].unique())
-    fig = _figure(4.3 * len(values) + 0.5, 4.4)
+    fig = new_figure(4.3 * len(values) + 0.5, 4.4)
     axes = fig.subplots(1, len(values), squeeze=False)[0]
     for ax, value in zip(axes, values, strict=True):
         for placement in placements:
@@ -526,7 +518,7 @@ def chart_convoy(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
         ax.set_xticks(threads, [f"{int(t)}" for t in threads])
         ax.set_xlabel("CPU-bound threads beside the server")
         ax.set_title(titles[value])
-        _plain_log(ax)
+        plain_log(ax)
     fig.suptitle("GIL convoy: the echo server's throughput and latency beside CPU work")
     handles: list[Any] = [
         Line2D([], [], color=palette.get(p) or colour_for(p), linewidth=3, label=f"CPU in {p}")
@@ -539,7 +531,7 @@ def chart_convoy(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
     ]  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6),
                title="where the CPU work runs (colour) · switch interval (line)")  # fmt: skip
-    _save(fig, out, "convoy")
+    save(fig, out, "convoy")
     return Chart("convoy", "GIL convoy: I/O latency beside CPU work", convoy_sentence(points),
                  run_note(rows))  # fmt: skip
 

@@ -18,8 +18,8 @@ from typing import NoReturn
 
 import pandas as pd
 
-from . import _best, _charts, _figures, _sweeps
-from ._charts import Chart
+from . import _best, _cells, _charts, _charts_runs, _charts_special, _figures, _palette, _sweeps
+from ._draw import Chart
 from ._figures import UNSTABLE_SPREAD
 from ._frame import build_frame, missing_baselines
 from ._page import UNSTABLE_PREFIX, unstable_lines, void_lines, write_page, write_summary
@@ -114,10 +114,10 @@ def build(runs: list[Run], problems: list[str]) -> Report:
         busy = _figures.host_load_warning(run.machine_info)
         if busy:
             report.warnings.append(f"run {run.run_id}: {busy}")
-    latest = _charts.latest_run(frame)
+    latest = _cells.latest_run(frame)
     report.warnings.extend(unstable_lines(latest))
     report.warnings.extend(void_lines(latest))
-    report.best = _best.best_models(_charts.latest_per_workload(frame), _best.stats_by_cell(runs))
+    report.best = _best.best_models(_cells.latest_per_workload(frame), _best.stats_by_cell(runs))
     return report
 
 
@@ -128,8 +128,8 @@ def _environment(frame: pd.DataFrame) -> pd.Series:
 def plot(report: Report, out: Path) -> list[Chart]:
     """Write every chart the data allows; a chart that fails is a problem line, not a crash."""
     frame = report.frame
-    palette = _charts.make_palette(frame["model"])
-    latest = _charts.latest_run(frame)
+    palette = _palette.make_palette(frame["model"])
+    latest = _cells.latest_run(frame)
     env = _environment(frame)
     # The trend is drawn for the environment with the most runs (ties: the latest's).
     runs_per_env = frame.assign(env=env).groupby("env")["run_id"].nunique()
@@ -137,9 +137,9 @@ def plot(report: Report, out: Path) -> list[Chart]:
     trend_env = max(runs_per_env.index, key=lambda e: (runs_per_env[e], e == latest_env))
 
     def latest_with(mask: pd.Series) -> pd.DataFrame:
-        return _charts.latest_run(frame[mask])
+        return _cells.latest_run(frame[mask])
 
-    generic = frame.index.isin(_charts.generic(frame).index)
+    generic = frame.index.isin(_cells.generic(frame).index)
 
     def latest_sweep(name: str) -> pd.DataFrame:
         return latest_sweep_of(frame, name)
@@ -155,29 +155,29 @@ def plot(report: Report, out: Path) -> list[Chart]:
         ("cpu_wall", lambda: _charts.chart_cpu_wall(latest, palette, out)),
         ("scale", lambda: _sweeps.chart_scale(latest_sweep("scale"), palette, out)),
         ("convoy", lambda: _sweeps.chart_convoy(latest_sweep("convoy"), palette, out)),
-        ("trend", lambda: _charts.chart_trend(frame[env == trend_env], palette, out)),
-        ("environments", lambda: _charts.chart_environments(frame, palette, out)),
+        ("trend", lambda: _charts_runs.chart_trend(frame[env == trend_env], palette, out)),
+        ("environments", lambda: _charts_runs.chart_environments(frame, palette, out)),
         (
             "net_throughput",
-            lambda: _charts.chart_net_throughput(
+            lambda: _charts_special.chart_net_throughput(
                 latest_with(generic & (frame["bound"] == "net")), palette, out
             ),
         ),
         (
             "net_latency",
-            lambda: _charts.chart_net_latency(
+            lambda: _charts_special.chart_net_latency(
                 latest_with(generic & (frame["bound"] == "net")), palette, out
             ),
         ),
         (
             "seed",
-            lambda: _charts.chart_seed(
-                latest_with(frame["workload"].isin(_charts.SEED_WORKLOADS)), palette, out
+            lambda: _charts_special.chart_seed(
+                latest_with(frame["workload"].isin(_cells.SEED_WORKLOADS)), palette, out
             ),
         ),
         (
             "startup",
-            lambda: _charts.chart_startup(
+            lambda: _charts_special.chart_startup(
                 latest_with(frame["workload"] == "startup"), palette, out
             ),
         ),
@@ -196,7 +196,7 @@ def plot(report: Report, out: Path) -> list[Chart]:
 
 
 def write(report: Report, out: Path, title: str) -> list[Path]:
-    palette = _charts.make_palette(report.frame["model"])
+    palette = _palette.make_palette(report.frame["model"])
     csv = out / "results.csv"
     frame = report.frame.copy()
     frame["datetime"] = frame["datetime"].map(

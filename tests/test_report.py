@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import reports
-from reports import _charts
+from reports import _charts, _palette
 from reports._frame import COLUMNS, NET_COLUMNS, build_frame, missing_baselines
 from reports._runs import load_runs
 from reports.report import main
@@ -215,20 +215,20 @@ def test_sentences_come_from_the_data(tmp_path: Path) -> None:
     rows = build_frame(runs)
     out = tmp_path / "out"
     out.mkdir()
-    chart = _charts.chart_headline(rows, _charts.make_palette(rows["model"]), out)
+    chart = _charts.chart_headline(rows, _palette.make_palette(rows["model"]), out)
     assert chart is not None
     assert "io_sleep (4 tasks)" in chart.sentence
     assert "uvloop slowest" in chart.sentence.split("io_sleep (4 tasks)")[1]
 
 
 def test_one_colour_per_model_in_every_chart() -> None:
-    palette = _charts.make_palette(["threads", "zeta_style", "alpha_style", "serial"])
-    assert palette["threads"] == _charts.PALETTE["threads"]
+    palette = _palette.make_palette(["threads", "zeta_style", "alpha_style", "serial"])
+    assert palette["threads"] == _palette.PALETTE["threads"]
     assert palette["alpha_style"] != palette["zeta_style"]
-    again = _charts.make_palette(["zeta_style", "alpha_style"])
+    again = _palette.make_palette(["zeta_style", "alpha_style"])
     assert again["alpha_style"] == palette["alpha_style"]
     models = ("serial", "generator", "threads", "processes", "gevent", "asyncio", "uvloop")
-    assert len({_charts.PALETTE[m] for m in models}) == len(models)
+    assert len({_palette.PALETTE[m] for m in models}) == len(models)
 
 
 # --- bad input and usage -------------------------------------------------------------
@@ -322,7 +322,7 @@ def test_every_model_and_server_style_has_its_own_colour() -> None:
     from workloads.net import STYLES
 
     names = [*MODELS, *(style for style in STYLES if style not in MODELS)]
-    palette = _charts.make_palette(names)
+    palette = _palette.make_palette(names)
     colours = [palette[name] for name in names]
     assert len(set(colours)) == len(colours), dict(zip(names, colours, strict=True))
 

@@ -1,0 +1,133 @@
+"""How every chart is drawn: the Chart record, the style, the file names, shared axes.
+
+Every ``chart_*`` function (``_charts``, ``_charts_runs``, ``_charts_special``,
+``_sweeps``, ``_crossover``) takes the frame (or the slice it needs), the palette and the
+output folder, writes ``NAME.png`` and ``NAME.svg`` and returns a :class:`Chart` with a
+title and one sentence of what the chart shows, worked out from the data; it returns
+``None`` when the frame has nothing for it.  Figures are built with
+``matplotlib.figure.Figure`` (no pyplot), so nothing is shown and no global state is
+kept between charts.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import matplotlib
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+matplotlib.use("Agg")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RC: Any = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "boundbench",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+}
+DPI = 110
+
+
+@dataclass
+class Chart:
+    name: str
+    title: str
+    sentence: str
+    run_note: str = ""
+
+    @property
+    def png(self) -> str:
+        return f"{self.name}.png"
+
+    @property
+    def svg(self) -> str:
+        return f"{self.name}.svg"
+
+
+def styled(fn: Callable[P, R]) -> Callable[P, R]:
+    """Draw under boundbench's rc settings without touching the global ones."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with matplotlib.rc_context(RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def save(fig: Figure, out: Path, name: str) -> None:
+    fig.savefig(out / f"{name}.png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(out / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
+
+
+def new_figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def model_legend(
+    fig: Figure, models: list[str], palette: dict[str, str], extra: Sequence[Any] = (), **kw: Any
+) -> None:
+    handles = [Patch(facecolor=palette[m], label=m) for m in models] + list(extra)
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=min(len(handles), 9),
+        title=kw.pop("title", "model"),
+        **kw,
+    )
+
+
+def fmt_seconds(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if value >= 1:
+        return f"{value:.3g} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
+def seconds_axis(ax: Axes, axis: str = "y") -> None:
+    formatter = FuncFormatter(lambda v, _pos: fmt_seconds(v) if v > 0 else "0")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(formatter)
+    target.set_minor_formatter(NullFormatter())
+
+
+def plain_log(ax: Axes) -> None:
+    """A log y axis labelled 0.2, 0.5, 1, 2, 5 ... instead of 2×10⁻¹."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.6g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def wide(values: pd.Series, ratio: float = 20.0) -> bool:
+    values = values[values > 0].dropna()
+    return len(values) > 1 and float(values.max() / values.min()) > ratio
+
+
+def join_clauses(parts: list[str]) -> str:
+    parts = [p for p in parts if p]
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return parts[0]
+    return "; ".join(parts[:-1]) + "; " + parts[-1]
