@@ -80,3 +80,10 @@ def headline_cells(rows: pd.DataFrame, value: str = "speedup") -> pd.DataFrame:
     rows = rows[rows["tasks"] == top]
     best = rows.sort_values(value, ascending=False, kind="stable")
     return best.drop_duplicates(["workload", "params", "model"]).copy()
+
+
+def latest_sweep(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The cells of one sweep in the most recent run that has it (as its chart)."""
+    if frame.empty or "sweep" not in frame.columns:
+        return frame.iloc[:0]
+    return latest_run(frame[frame["sweep"] == name])

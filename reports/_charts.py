@@ -359,20 +359,3 @@ def chart_cpu_wall(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
             f" ({low['busy']:.0%})."
         )
     return Chart("cpu_wall", "CPU time vs wall time", sentence, run_note(rows))
-
-
-CHART_NAMES = (
-    "headline",
-    "efficiency",
-    "crossover",
-    "walltime",
-    "cpu_wall",
-    "scale",
-    "convoy",
-    "trend",
-    "environments",
-    "net_throughput",
-    "net_latency",
-    "seed",
-    "startup",
-)

@@ -12,7 +12,14 @@ from typing import Any
 import pandas as pd
 
 from ._best import best_models, interval_note, runner_up_text, stats_by_cell
-from ._cells import SPECIAL_WORKLOADS, generic, headline_cells, latest_per_workload, latest_run
+from ._cells import (
+    SPECIAL_WORKLOADS,
+    generic,
+    headline_cells,
+    latest_per_workload,
+    latest_run,
+    latest_sweep,
+)
 from ._draw import Chart, fmt_seconds
 from ._figures import UNSTABLE_SPREAD, run_settings
 from ._frame import boundbench_info, model_sort_key, params_label
@@ -138,13 +145,6 @@ def work_label(row: Any) -> str:
         kind = row.get("cpu_kind")
         return f"{kind if isinstance(kind, str) else '?'} CPU {share:.0%}"
     return params_label(row["params"])
-
-
-def latest_sweep(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The cells of one sweep in the most recent run that has it (as its chart)."""
-    if frame.empty or "sweep" not in frame.columns:
-        return frame.iloc[:0]
-    return latest_run(frame[frame["sweep"] == name])
 
 
 def best_table(best: pd.DataFrame) -> pd.DataFrame:

@@ -11,19 +11,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
 import pandas as pd
 
-from . import _best, _cells, _charts, _charts_runs, _charts_special, _figures, _palette, _sweeps
+from . import _best, _cells, _figures, _palette
 from ._draw import Chart
 from ._figures import UNSTABLE_SPREAD
 from ._frame import build_frame, missing_baselines
 from ._page import UNSTABLE_PREFIX, unstable_lines, void_lines, write_page, write_summary
-from ._page import latest_sweep as latest_sweep_of
+from ._registry import CHART_NAMES, draw_charts
 from ._runs import DEFAULT_STORAGE, Run, load_runs
 
 DEFAULT_OUT = Path("reports/out")
@@ -121,78 +121,11 @@ def build(runs: list[Run], problems: list[str]) -> Report:
     return report
 
 
-def _environment(frame: pd.DataFrame) -> pd.Series:
-    return frame["machine"].astype(str) + " · " + frame["interpreter"].astype(str)
-
-
 def plot(report: Report, out: Path) -> list[Chart]:
     """Write every chart the data allows; a chart that fails is a problem line, not a crash."""
-    frame = report.frame
-    palette = _palette.make_palette(frame["model"])
-    latest = _cells.latest_run(frame)
-    env = _environment(frame)
-    # The trend is drawn for the environment with the most runs (ties: the latest's).
-    runs_per_env = frame.assign(env=env).groupby("env")["run_id"].nunique()
-    latest_env = env[latest.index[0]] if not latest.empty else None
-    trend_env = max(runs_per_env.index, key=lambda e: (runs_per_env[e], e == latest_env))
-
-    def latest_with(mask: pd.Series) -> pd.DataFrame:
-        return _cells.latest_run(frame[mask])
-
-    generic = frame.index.isin(_cells.generic(frame).index)
-
-    def latest_sweep(name: str) -> pd.DataFrame:
-        return latest_sweep_of(frame, name)
-
-    plan: list[tuple[str, Callable[[], Chart | None]]] = [
-        ("headline", lambda: _charts.chart_headline(latest, palette, out)),
-        ("efficiency", lambda: _charts.chart_efficiency(latest, palette, out)),
-        (
-            "crossover",
-            lambda: _sweeps.chart_crossover(latest_sweep("crossover"), palette, out),
-        ),
-        ("walltime", lambda: _charts.chart_walltime(latest, palette, out)),
-        ("cpu_wall", lambda: _charts.chart_cpu_wall(latest, palette, out)),
-        ("scale", lambda: _sweeps.chart_scale(latest_sweep("scale"), palette, out)),
-        ("convoy", lambda: _sweeps.chart_convoy(latest_sweep("convoy"), palette, out)),
-        ("trend", lambda: _charts_runs.chart_trend(frame[env == trend_env], palette, out)),
-        ("environments", lambda: _charts_runs.chart_environments(frame, palette, out)),
-        (
-            "net_throughput",
-            lambda: _charts_special.chart_net_throughput(
-                latest_with(generic & (frame["bound"] == "net")), palette, out
-            ),
-        ),
-        (
-            "net_latency",
-            lambda: _charts_special.chart_net_latency(
-                latest_with(generic & (frame["bound"] == "net")), palette, out
-            ),
-        ),
-        (
-            "seed",
-            lambda: _charts_special.chart_seed(
-                latest_with(frame["workload"].isin(_cells.SEED_WORKLOADS)), palette, out
-            ),
-        ),
-        (
-            "startup",
-            lambda: _charts_special.chart_startup(
-                latest_with(frame["workload"] == "startup"), palette, out
-            ),
-        ),
-    ]
-    charts = []
-    for name, make in plan:
-        try:
-            chart = make()
-        except Exception as exc:  # one bad chart must not cost the rest of the report
-            report.problems.append(f"chart {name}: not drawn ({type(exc).__name__}: {exc})")
-            continue
-        if chart is not None:
-            charts.append(chart)
-    report.charts = charts
-    return charts
+    palette = _palette.make_palette(report.frame["model"])
+    report.charts = draw_charts(report.frame, palette, out, report.problems)
+    return report.charts
 
 
 def write(report: Report, out: Path, title: str) -> list[Path]:
@@ -229,7 +162,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
 
 def _clear_old_charts(out: Path) -> None:
     # Only our own file names: a chart the data no longer allows must not linger.
-    for name in _charts.CHART_NAMES:
+    for name in CHART_NAMES:
         for suffix in (".png", ".svg"):
             (out / f"{name}{suffix}").unlink(missing_ok=True)
 

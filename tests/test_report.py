@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import reports
-from reports import _charts, _palette
+from reports import _charts, _palette, _registry
 from reports._frame import COLUMNS, NET_COLUMNS, build_frame, missing_baselines
 from reports._runs import load_runs
 from reports.report import main
@@ -147,10 +147,25 @@ def test_report_writes_page_tables_and_every_chart(full_report: dict[str, object
     assert full_report["code"] == 0
     for name in PRODUCTS:
         assert (out / name).stat().st_size > 0
-    for name in _charts.CHART_NAMES:
+    for name in _registry.CHART_NAMES:
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert b"<svg" in (out / f"{name}.svg").read_bytes()[:2000], name
     assert "chart " not in str(full_report["stderr"]), "a chart failed to draw"
+
+
+def test_one_registry_names_every_chart_and_the_page_follows_its_order(
+    full_report: dict[str, object],
+) -> None:
+    names = _registry.CHART_NAMES
+    assert len(set(names)) == len(names)
+    out = full_report["out"]
+    assert isinstance(out, Path)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    shown = [name for name in names if f'<figure id="{name}">' in page]
+    assert shown == list(names)  # every fixture chart is drawn, in the registry's order
+    assert [page.index(f'<figure id="{name}">') for name in shown] == sorted(
+        page.index(f'<figure id="{name}">') for name in shown
+    )
 
 
 def test_results_csv_is_the_tidy_frame(full_report: dict[str, object]) -> None:
@@ -168,11 +183,11 @@ def test_page_is_self_contained_with_a_sentence_per_chart(full_report: dict[str,
     out = full_report["out"]
     assert isinstance(out, Path)
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert page.count("<img ") == len(_charts.CHART_NAMES)
-    assert page.count('src="data:image/png;base64,') == len(_charts.CHART_NAMES)
+    assert page.count("<img ") == len(_registry.CHART_NAMES)
+    assert page.count('src="data:image/png;base64,') == len(_registry.CHART_NAMES)
     assert "http://" not in page
     assert "https://" not in page
-    assert page.count("<figcaption>") == len(_charts.CHART_NAMES)
+    assert page.count("<figcaption>") == len(_registry.CHART_NAMES)
     assert "CPython 3.13.1t (GIL off)" in page
     assert "not valid JSON" in page  # what was skipped is on the page too
     summary = (out / "summary.md").read_text(encoding="utf-8")

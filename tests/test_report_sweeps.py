@@ -23,6 +23,7 @@ from reports import (
     _charts_special,
     _figures,
     _palette,
+    _registry,
     _sweeps,
 )
 from reports._frame import build_frame, missing_baselines
@@ -392,7 +393,7 @@ def test_the_whole_report_with_every_kind_of_cell(
     assert main([str(src), "--out", str(out), "-q"]) == 0
     assert capsys.readouterr().err == ""
     drawn = {path.stem for path in out.glob("*.png")}
-    assert drawn == set(_charts.CHART_NAMES) - {"trend", "environments"}
+    assert drawn == set(_registry.CHART_NAMES) - {"trend", "environments"}
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "Which model is fastest" in page
     assert "processes overtake the best single-process model" in page
