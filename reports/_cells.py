@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
-from ._frame import model_sort_key, params_label
+from ._frame import params_label
 
 SEED_WORKLOADS = ("seed_cpu", "seed_io")
 SPECIAL_WORKLOADS = frozenset({"startup", *SEED_WORKLOADS})
-
-
-def ordered_models(names: Iterable[str]) -> list[str]:
-    return sorted({str(n) for n in names}, key=model_sort_key)
 
 
 def latest_run(frame: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,6 @@ from ._cells import (
     generic,
     group_label,
     headline_cells,
-    ordered_models,
     run_note,
 )
 from ._draw import (
@@ -34,7 +33,8 @@ from ._draw import (
     seconds_axis,
     styled,
 )
-from ._frame import BOUND_ORDER, model_sort_key, params_label
+from ._frame import BOUND_ORDER, params_label
+from ._models import ordered_models
 
 
 def _fmt_x(value: float) -> str:
@@ -123,7 +123,7 @@ def chart_headline(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
     if cells.empty:
         return None
     bounds = _bound_panels(cells)
-    models = ordered_models(cells["model"])
+    models = ordered_models(cells)
     widths = [max(1, cells[cells["bound"] == b][["workload", "params"]].drop_duplicates().shape[0])
               for b in bounds]  # fmt: skip
     fig = new_figure(_bars_width(widths), 4.8)
@@ -177,7 +177,7 @@ def chart_efficiency(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> 
     if cells.empty:
         return None
     bounds = _bound_panels(cells)
-    models = ordered_models(cells["model"])
+    models = ordered_models(cells)
     widths = [max(1, cells[cells["bound"] == b][["workload", "params"]].drop_duplicates().shape[0])
               for b in bounds]  # fmt: skip
     fig = new_figure(_bars_width(widths), 4.6)
@@ -235,7 +235,8 @@ def chart_walltime(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
     many = rows.groupby("workload")["params"].nunique().max() > 1
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    models = ordered_models(rows["model"])
+    models = ordered_models(rows)
+    rank = {model: i for i, model in enumerate(models)}
     fig = new_figure(4.4 * ncols + 0.5, 3.4 * nrows + 0.9)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(panels) :]:
@@ -247,7 +248,7 @@ def chart_walltime(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
         sub = sub.assign(_v=variants)
         slots = sorted(
             set(zip(sub["model"], sub["workers"], sub["_v"], strict=True)),
-            key=lambda mwv: (model_sort_key(mwv[0]), -1 if pd.isna(mwv[1]) else mwv[1], mwv[2]),
+            key=lambda mwv: (rank[mwv[0]], -1 if pd.isna(mwv[1]) else mwv[1], mwv[2]),
         )
         width = 0.8 / max(len(slots), 1)
         # One collection per kind of mark, not one artist per cell: 500 cells draw fast.
@@ -316,7 +317,7 @@ def chart_cpu_wall(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
         return None
     cells = cells.assign(busy=cells["cpu_s"] / cells["median_s"])
     bounds = _bound_panels(cells)
-    models = ordered_models(cells["model"])
+    models = ordered_models(cells)
     widths = [max(1, cells[cells["bound"] == b][["workload", "params"]].drop_duplicates().shape[0])
               for b in bounds]  # fmt: skip
     fig = new_figure(_bars_width(widths), 4.6)

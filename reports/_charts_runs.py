@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 from matplotlib.patches import Patch
 
-from ._cells import SPECIAL_WORKLOADS, headline_cells, latest_run, ordered_models
+from ._cells import SPECIAL_WORKLOADS, headline_cells, latest_run
 from ._draw import Chart, model_legend, new_figure, plain_log, save, styled, wide
+from ._models import ordered_models
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "++", "--")
 
@@ -58,7 +59,7 @@ def chart_trend(frame: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
     for ax in axes[len(workloads) :]:
         ax.set_visible(False)
-    models = ordered_models(rows["model"])
+    models = ordered_models(rows)
     for ax, workload in zip(axes, workloads, strict=False):
         sub = rows[rows["workload"] == workload]
         for _cell, line in sub.groupby(key, dropna=False, sort=False):
@@ -109,7 +110,7 @@ def chart_environments(frame: pd.DataFrame, palette: dict[str, str], out: Path) 
         return None
     env_names = sorted(cells["env"].unique())
     workloads = sorted(cells["workload"].unique())
-    models = ordered_models(cells["model"])
+    models = ordered_models(cells)
     ncols = min(3, len(workloads))
     nrows = math.ceil(len(workloads) / ncols)
     fig = new_figure(min(16.0, max(4.6, 0.28 * len(models) * len(env_names) + 1.2) * ncols),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._cells import SEED_WORKLOADS, ordered_models, run_note
+from ._cells import SEED_WORKLOADS, run_note
 from ._draw import (
     Chart,
     fmt_seconds,
@@ -20,7 +20,7 @@ from ._draw import (
     styled,
     wide,
 )
-from ._frame import model_sort_key
+from ._models import model_rank, ordered_models
 
 
 @styled
@@ -41,7 +41,7 @@ def _net_chart(
     if rows.empty:
         return None
     payloads = sorted(rows["payload"].dropna().unique()) or [math.nan]
-    styles = ordered_models(rows["model"])
+    styles = ordered_models(rows)
     fig = new_figure(max(4.2 * len(payloads), 6.0) + 0.5, 4.4)
     axes = fig.subplots(1, len(payloads), squeeze=False, sharey=True)[0]
     width = 0.8 / len(styles)
@@ -99,7 +99,7 @@ def chart_seed(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart 
     clauses = []
     for ax, workload in zip(axes, workloads, strict=True):
         sub = rows[rows["workload"] == workload].copy()
-        sub["_r"] = sub["model"].map(lambda m: model_sort_key(m)[0])
+        sub["_r"] = model_rank(sub)
         sub = sub.sort_values("_r")
         xs = range(len(sub))
         lo = (sub["median_s"] - sub["q1_s"].fillna(sub["median_s"])).clip(lower=0)
@@ -139,7 +139,7 @@ def chart_startup(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Cha
     rows = rows[(rows["workload"] == "startup") & rows["median_s"].notna()].copy()
     if rows.empty:
         return None
-    rows["_r"] = rows["model"].map(lambda m: model_sort_key(m)[0])
+    rows["_r"] = model_rank(rows)
     rows = rows.sort_values(["_r", "start_method", "workers"], na_position="first")
     labels = [
         f"{m}" + (f" ({s})" if isinstance(s, str) and s else "") + f", {int(w)} workers"

@@ -1,7 +1,7 @@
 """How every chart is drawn: the Chart record, the style, the file names, shared axes.
 
 Every ``chart_*`` function (``_charts``, ``_charts_runs``, ``_charts_special``,
-``_sweeps``, ``_crossover``) takes the frame (or the slice it needs), the palette and the
+``_sweeps``) takes the frame (or the slice it needs), the palette and the
 output folder, writes ``NAME.png`` and ``NAME.svg`` and returns a :class:`Chart` with a
 title and one sentence of what the chart shows, worked out from the data; it returns
 ``None`` when the frame has nothing for it.  Figures are built with
@@ -11,9 +11,11 @@ kept between charts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -72,9 +74,27 @@ def styled(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+_KEPT: ContextVar[list[tuple[str, Figure]] | None] = ContextVar("kept_figures", default=None)
+
+
+@contextlib.contextmanager
+def keep_figures() -> Iterator[list[tuple[str, Figure]]]:
+    """Every figure saved inside the block, as (chart name, figure), for whoever wants to
+    look at what was drawn (its text boxes, its colours) rather than at the files."""
+    kept: list[tuple[str, Figure]] = []
+    token = _KEPT.set(kept)
+    try:
+        yield kept
+    finally:
+        _KEPT.reset(token)
+
+
 def save(fig: Figure, out: Path, name: str) -> None:
     fig.savefig(out / f"{name}.png", dpi=DPI, bbox_inches="tight")
     fig.savefig(out / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
+    kept = _KEPT.get()
+    if kept is not None:
+        kept.append((name, fig))
 
 
 def new_figure(width: float, height: float) -> Figure:

@@ -276,12 +276,6 @@ def libraries(machine_info: Mapping[str, Any]) -> dict[str, str]:
 
 # --- which model is best, and by how much -------------------------------------------
 
-# The crossover chart asks when work that is partly CPU should leave the process: these
-# models run every task in one process (one GIL on a GIL build), those spread tasks over
-# processes or over interpreters with a GIL each.  A model in neither (a plugin) is drawn
-# but takes no side in the crossover sentence.
-SINGLE_PROCESS_MODELS = frozenset({"serial", "generator", "threads", "gevent", "asyncio", "uvloop"})
-MULTI_PROCESS_MODELS = frozenset({"processes", "asyncio_processes", "interpreters", "dask"})
 # Confidence of the interval on a best model's speedup, and its bootstrap resamples.
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000

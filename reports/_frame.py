@@ -26,24 +26,9 @@ import pandas as pd
 
 from . import _figures
 from ._figures import params_key
+from ._models import FACT_COLUMNS, ModelFacts, fact_columns, run_facts
 from ._runs import Run
 
-# The order of models in charts and tables: serial (every speedup's base) first, then the
-# built-in models in registry order, then any other model (a plugin, a server style)
-# alphabetically.  A new model needs no entry here: it sorts after these, and its colour
-# comes from its name (``reports._palette.colour_for``).
-MODEL_ORDER = (
-    "serial",
-    "generator",
-    "threads",
-    "processes",
-    "gevent",
-    "asyncio",
-    "uvloop",
-    "asyncio_processes",
-    "interpreters",
-    "dask",
-)
 BOUND_ORDER = ("cpu", "io", "mixed", "net")
 NET_COLUMNS = (
     "payload",
@@ -129,6 +114,9 @@ COLUMNS = (
     "environment",
     "variant",
     "sweep",
+    # The model's facts from its run (``reports._models``): its place in charts and
+    # tables, single- or multi-process, its colour seed.
+    *FACT_COLUMNS,
 )
 
 
@@ -198,6 +186,7 @@ def _row(
     bench: dict[str, Any],
     python: tuple[str, str, bool],
     serial: dict[_figures.BaselineKey, float],
+    models: dict[str, ModelFacts],
 ) -> dict[str, Any]:
     extra = bench.get("extra_info") or {}
     stats = bench.get("stats") or {}
@@ -251,6 +240,7 @@ def _row(
         "environment": _figures.environment_label(run.machine, run.machine_info),
         "variant": _variant(extra, params),
         "sweep": sweep_of(bench.get("group"), extra),
+        **fact_columns(str(extra["model"]), models),
     }
     median = row["median_s"] if math.isfinite(row["median_s"]) and row["median_s"] > 0 else None
     reference = serial.get(_figures.baseline_key(extra))
@@ -299,13 +289,6 @@ def _fmt_int(value: Any) -> str:
     return "?" if math.isnan(number) else str(int(number))
 
 
-def model_sort_key(name: str) -> tuple[int, str]:
-    try:
-        return MODEL_ORDER.index(name), name
-    except ValueError:
-        return len(MODEL_ORDER), name
-
-
 def empty_frame() -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype="object") for column in COLUMNS})
 
@@ -321,7 +304,8 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     for run in runs:
         python = _interpreter(run)
         serial = _figures.serial_medians(run.benchmarks)
-        rows.extend(_row(run, bench, python, serial) for bench in run.benchmarks)
+        models = run_facts(run.machine_info)
+        rows.extend(_row(run, bench, python, serial, models) for bench in run.benchmarks)
     if not rows:
         return empty_frame()
     frame = pd.DataFrame.from_records(rows)
@@ -350,7 +334,9 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     ordered = [c for c in COLUMNS if c in frame.columns]
     ordered += [c for c in frame.columns if c not in ordered]
     frame = frame[ordered]
-    frame["_rank"] = frame["model"].map(lambda name: model_sort_key(name)[0])
+    frame["model_order"] = frame["model_order"].astype("float64")
+    frame["colour_seed"] = frame["colour_seed"].astype("Int64")
+    frame["_rank"] = frame["model_order"].fillna(math.inf)
     frame = frame.sort_values(
         ["datetime", "run_number", "run_id", "workload", "params", "tasks", "_rank", "model"],
         na_position="first",

@@ -22,7 +22,8 @@ from ._cells import (
 )
 from ._draw import Chart, fmt_seconds
 from ._figures import UNSTABLE_SPREAD, run_settings
-from ._frame import boundbench_info, model_sort_key, params_label
+from ._frame import boundbench_info, params_label
+from ._models import model_rank, ordered_models
 from ._runs import Run
 from ._sweeps import convoy_table, scale_points
 
@@ -82,7 +83,7 @@ def result_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The columns people read, formatted, in registry order."""
     if rows.empty:
         return pd.DataFrame()
-    rows = rows.assign(_r=rows["model"].map(lambda m: model_sort_key(m)[0]))
+    rows = rows.assign(_r=model_rank(rows))
     rows = rows.sort_values(["bound", "workload", "params", "tasks", "_r", "workers"])
     table = pd.DataFrame(
         {
@@ -178,7 +179,7 @@ def scale_table(rows: pd.DataFrame) -> pd.DataFrame:
     points = scale_points(rows)
     if points.empty:
         return pd.DataFrame()
-    points = points.assign(_r=points["model"].map(lambda m: model_sort_key(m)[0]))
+    points = points.assign(_r=model_rank(points))
     points = points.sort_values(["scale_variant", "_r", "model", "tasks"])
 
     def column(name: str, fmt: str) -> Any:
@@ -462,7 +463,7 @@ def overview(runs: Sequence[Run], frame: pd.DataFrame) -> str:
     pythons = sorted(frame["interpreter"].unique())
     nruns = frame["run_id"].nunique()
     workloads = sorted(frame["workload"].unique())
-    models = sorted(frame["model"].unique(), key=model_sort_key)
+    models = ordered_models(frame)
     return (
         f"{len(frame)} benchmarks from {nruns} run{'s' if nruns != 1 else ''}"
         f" on {', '.join(machines)} with {', '.join(pythons)}; workloads: {', '.join(workloads)};"

@@ -1,4 +1,11 @@
-"""One colour per model and server style, the same in every chart, report and machine."""
+"""One colour per model and server style, the same in every chart, report and machine.
+
+A model's colour comes from the seed it declares (``Model.colour_seed``, saved with each
+run; ``reports._models``): seeds 0-9 are the ten base colours below, which the built-in
+models hold one each; any other seed, or a model that declares none, gets a colour
+derived from the seed or the name, away from every base colour.  A plugin model needs
+no entry here.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +14,34 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 
-# Colours of the models and server styles known today (models first, then network
-# server styles).  Network styles named after a model share its colour on purpose.  Any
-# other name gets a colour derived from the name itself (``colour_for``): a plugin model
-# needs no entry here.
-PALETTE = {
-    "serial": "#4d4d4d",
-    "generator": "#8c564b",
-    "threads": "#1f77b4",
-    "processes": "#d62728",
-    "gevent": "#2ca02c",
-    "asyncio": "#9467bd",
-    "uvloop": "#e377c2",
-    "interpreters": "#17becf",
-    "dask": "#bcbd22",
-    "asyncio_processes": "#7b4173",
-    # Network server styles: a family shares a hue (asyncio's, threads'), no two alike.
+import pandas as pd
+
+from ._models import colour_seeds, ordered_models
+
+# The base colours, by seed.
+BASE_COLOURS = (
+    "#4d4d4d",
+    "#8c564b",
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7b4173",
+)
+# Network server styles that are not models (those named after a model, such as
+# ``threads`` or ``asyncio``, share its colour on purpose): a family shares a hue
+# (asyncio's, threads'), no two alike.
+STYLE_COLOURS = {
     "threaded": "#aec7e8",
     "asyncio_protocol": "#c5b0d5",
     "nonblocking": "#7f7f7f",
     "select": "#ff7f0e",
     "selectors": "#ffbb78",
 }
+RESERVED = (*BASE_COLOURS, *STYLE_COLOURS.values())
 
 
 def _rgb(colour: str) -> tuple[float, float, float]:
@@ -43,9 +56,9 @@ def _distance(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _derived_colours() -> tuple[str, ...]:
-    """Colours for names not in PALETTE: 24 hues at three lightnesses, minus those close
-    to a PALETTE colour (so a plugin never looks like a built-in model)."""
-    known = [_rgb(colour) for colour in PALETTE.values()]
+    """Colours for every other name: 24 hues at three lightnesses, minus those close to a
+    base or style colour (so a plugin never looks like a built-in model)."""
+    known = [_rgb(colour) for colour in RESERVED]
     found = []
     for lightness, offset in ((0.35, 0.0), (0.5, 0.5), (0.65, 0.0)):
         for step in range(24):
@@ -59,34 +72,49 @@ MIN_COLOUR_DISTANCE = 0.25
 DERIVED_COLOURS = _derived_colours()
 
 
-def _slot(name: str) -> int:
+def _slot(name: str, seed: int | None = None) -> int:
+    if seed is not None:
+        return seed % len(DERIVED_COLOURS)
     # blake2b, not hash(): str hashes are salted per process, a colour must not be.
     digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % len(DERIVED_COLOURS)
 
 
-def colour_for(name: str) -> str:
-    """A model's or server style's colour: PALETTE's, else one derived from the name.
+def _base(seed: int | None) -> str | None:
+    return BASE_COLOURS[seed] if seed is not None and 0 <= seed < len(BASE_COLOURS) else None
 
-    The same name gets the same colour in every report, process and machine.
+
+def colour_for(name: str, seed: int | None = None) -> str:
+    """A name's colour: its seed's base colour, a server style's, else one derived from
+    the seed or the name.  The same name and seed get the same colour everywhere."""
+    return _base(seed) or STYLE_COLOURS.get(name) or DERIVED_COLOURS[_slot(name, seed)]
+
+
+def make_palette(rows: pd.DataFrame | Iterable[str]) -> dict[str, str]:
+    """Every model's (and server style's) colour for one report.
+
+    ``rows``: the frame (each model's seed from its latest run) or bare names (the
+    registered models' seeds).  Two names whose colours would coincide are told apart:
+    base colours go to the models in chart order, then the styles', then every other
+    name (alphabetically) takes its derived colour or the next free one.
     """
-    return PALETTE.get(name) or DERIVED_COLOURS[_slot(name)]
-
-
-def make_palette(names: Iterable[str]) -> dict[str, str]:
-    """Every name's colour for one report.
-
-    Two names outside PALETTE whose derived colours coincide would be indistinct in
-    the same chart: the later one (alphabetically) takes the next free derived colour.
-    """
-    palette = dict(PALETTE)
-    taken = set(palette.values())
-    for name in sorted({str(n) for n in names} - set(palette)):
-        slot = _slot(name)
+    seeds = colour_seeds(rows)
+    palette: dict[str, str] = {}
+    taken = set(RESERVED)
+    based = [name for name in ordered_models(rows) if _base(seeds[name])]
+    for name in based:
+        colour = _base(seeds[name])
+        if colour is not None and colour not in palette.values():
+            palette[name] = colour
+    for name in sorted(set(seeds) - set(palette)):
+        if name in STYLE_COLOURS and STYLE_COLOURS[name] not in palette.values():
+            palette[name] = STYLE_COLOURS[name]
+    for name in sorted(set(seeds) - set(palette)):
+        slot = _slot(name, seeds[name])
         for step in range(len(DERIVED_COLOURS)):
-            colour = DERIVED_COLOURS[(slot + step) % len(DERIVED_COLOURS)]
-            if colour not in taken:
+            derived = DERIVED_COLOURS[(slot + step) % len(DERIVED_COLOURS)]
+            if derived not in taken:
                 break
-        palette[name] = colour
-        taken.add(colour)
+        palette[name] = derived
+        taken.add(derived)
     return palette

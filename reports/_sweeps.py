@@ -23,8 +23,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from . import _figures
-from ._cells import ordered_models, run_note
+from ._cells import run_note
 from ._draw import Chart, join_clauses, new_figure, plain_log, save, styled
+from ._models import ordered_models, sides
 from ._palette import colour_for
 
 KIND_TITLE = {"python": "Python CPU work", "native": "native CPU work (GIL released)"}
@@ -122,16 +123,32 @@ def _winner_runs(winners: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
+def _side(points: pd.DataFrame, side: str) -> pd.DataFrame:
+    """The points of the models on one side, "single" or "multi", as their runs say."""
+    return points[points["model"].map(sides(points)) == side]
+
+
 def crossover_clause(points: pd.DataFrame) -> str:
     """Where the multi-process models overtake the best single-process model, in words.
 
     ``points`` are one panel's ``crossover_points`` (one cpu_kind and task count).  At each
     share the best single-process speedup (serial included: at least 1×) and the best
     multi-process speedup are compared; a crossing between two measured shares is
-    interpolated linearly (``_figures.lead_intervals``).
+    interpolated linearly (``_figures.lead_intervals``).  Which side a model is on comes
+    from its run (``Model.process_scope``); a model whose run does not say is named.
     """
-    single = points[points["model"].isin(_figures.SINGLE_PROCESS_MODELS)]
-    multi = points[points["model"].isin(_figures.MULTI_PROCESS_MODELS)]
+    clause = _compare_sides(points)
+    undeclared = [model for model, side in sides(points).items() if side is None]
+    if undeclared:
+        clause += (
+            f" ({', '.join(ordered_models(undeclared))} take{'s' if len(undeclared) == 1 else ''}"
+            " no side: not declared single- or multi-process)"
+        )
+    return clause
+
+
+def _compare_sides(points: pd.DataFrame) -> str:
+    single, multi = _side(points, "single"), _side(points, "multi")
     if multi.empty:
         return "no multi-process model was measured"
     if single.empty:
@@ -208,7 +225,7 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
     low = float(points["speedup"].min())
     for ax, (kind, tasks) in zip(axes, panels, strict=True):
         sub = points[(points["cpu_kind"] == kind) & (points["tasks"] == tasks)]
-        for model in ordered_models(sub["model"]):
+        for model in ordered_models(sub):
             line = sub[sub["model"] == model].sort_values("share_pct")
             ax.plot(line["share_pct"], line["speedup"], color=palette[model], marker="o",
                     markersize=4, linewidth=1.6, label=model)  # fmt: skip
@@ -242,7 +259,7 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
         plain_log(ax)
     axes[0].set_ylabel("speedup over serial (log, higher is better)")
     fig.suptitle("Crossover: speedup over serial as the CPU share of the work grows")
-    models = ordered_models(points["model"])
+    models = ordered_models(points)
     handles: list[Any] = [
         Line2D([], [], color=palette[m], marker="o", markersize=4, label=m) for m in models
     ]
@@ -262,8 +279,7 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
 
 def _tops(points: pd.DataFrame) -> list[tuple[float, float, float]]:
     """Per share measured by both kinds: (share, best single-process, best multi-process)."""
-    single = points[points["model"].isin(_figures.SINGLE_PROCESS_MODELS)]
-    multi = points[points["model"].isin(_figures.MULTI_PROCESS_MODELS)]
+    single, multi = _side(points, "single"), _side(points, "multi")
     top_single = single.groupby("share_pct")["speedup"].max()
     top_multi = multi.groupby("share_pct")["speedup"].max()
     both = sorted(set(top_single.index) & set(top_multi.index))
@@ -304,7 +320,7 @@ def scale_clause(points: pd.DataFrame) -> str:
     limit = _figures.SCALE_EFFICIENCY
     largest = points["tasks"].max()
     parts = []
-    for model in ordered_models(points["model"]):
+    for model in ordered_models(points):
         line = points[(points["model"] == model) & points["efficiency"].notna()]
         if line.empty:
             continue
@@ -353,7 +369,7 @@ def chart_scale(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart
     for row_axes, variant in zip(axes, variants, strict=True):
         sub = points[points["scale_variant"] == variant]
         eff_ax = row_axes[0]
-        for model in ordered_models(sub["model"]):
+        for model in ordered_models(sub):
             line = sub[(sub["model"] == model) & sub["efficiency"].notna()].sort_values("tasks")
             eff_ax.plot(line["tasks"], line["efficiency"], color=palette[model], marker="o",
                         markersize=4, linewidth=1.6)  # fmt: skip
@@ -390,7 +406,7 @@ def chart_scale(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart
                 )
         clauses.append(clause)
     fig.suptitle("Scale: efficiency and memory per task as the task count grows")
-    models = ordered_models(points["model"])
+    models = ordered_models(points)
     handles: list[Any] = [Line2D([], [], color=palette[m], marker="o", label=m) for m in models]
     handles.append(Line2D([], [], color="grey", linestyle=":",
                           label=f"{_figures.SCALE_EFFICIENCY:.0%} efficiency"))  # fmt: skip

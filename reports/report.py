@@ -123,13 +123,13 @@ def build(runs: list[Run], problems: list[str]) -> Report:
 
 def plot(report: Report, out: Path) -> list[Chart]:
     """Write every chart the data allows; a chart that fails is a problem line, not a crash."""
-    palette = _palette.make_palette(report.frame["model"])
+    palette = _palette.make_palette(report.frame)
     report.charts = draw_charts(report.frame, palette, out, report.problems)
     return report.charts
 
 
 def write(report: Report, out: Path, title: str) -> list[Path]:
-    palette = _palette.make_palette(report.frame["model"])
+    palette = _palette.make_palette(report.frame)
     csv = out / "results.csv"
     frame = report.frame.copy()
     frame["datetime"] = frame["datetime"].map(

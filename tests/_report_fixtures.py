@@ -9,6 +9,7 @@ flattening pure-Python threads, sleeps overlapping, a little noise.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -584,6 +585,37 @@ def sweep_cells(seed: int = 20) -> list[dict[str, Any]]:
     return [*mixed_sweep(rng), *scale_sweep(rng), *convoy_sweep(rng), *newer_cells(rng)]
 
 
+def as_plugin(
+    benchmarks: list[dict[str, Any]], name: str, *, like: str, factor: float = 1.0
+) -> list[dict[str, Any]]:
+    """Cells of a plugin model ``name`` the suite does not know: copies of ``like``'s
+    cells (workers, parameters, groups), each round ``factor`` times as long."""
+    out = []
+    for bench in benchmarks:
+        extra = bench["extra_info"]
+        if extra.get("model") != like or extra.get("bound") == "net":
+            continue
+        cell = copy.deepcopy(bench)
+        cell["extra_info"].update(model=name, flavour="sync")
+        cell["extra_info"].pop("start_method", None)
+        cell["extra_info"].get("params", {}).pop("start_method", None)
+        cell["name"] = cell["name"].replace(f"[{like}-", f"[{name}-")
+        cell["fullname"] = cell["fullname"].replace(f"[{like}-", f"[{name}-")
+        cell["param"] = cell["param"].replace(like, name, 1)
+        cell["params"]["model"] = name
+        stats = cell["stats"]
+        for key in ("min", "max", "mean", "median", "q1", "q3", "iqr", "stddev", "total"):
+            stats[key] *= factor
+        stats["ops"] /= factor
+        if "data" in stats:
+            stats["data"] = [value * factor for value in stats["data"]]
+        cell["extra_info"]["cpu_s"] *= factor
+        out.append(cell)
+    # One start-up cell, whatever start methods ``like`` had.
+    startups = [c for c in out if c["extra_info"]["workload"] == "startup"]
+    return [c for c in out if c["extra_info"]["workload"] != "startup"] + startups[:1]
+
+
 def run_document(
     benchmarks: list[dict[str, Any]],
     *,
@@ -594,9 +626,15 @@ def run_document(
     free: bool = False,
     gil: bool = True,
     cpus: int = 2,
+    models: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A saved run; ``models``: what ``workloads.models.report_facts()`` saves (runs made
+    before it have none)."""
+    info = machine_info(node, python, free=free, gil=gil, cpus=cpus)
+    if models is not None:
+        info["boundbench"]["models"] = models
     return {
-        "machine_info": machine_info(node, python, free=free, gil=gil, cpus=cpus),
+        "machine_info": info,
         "commit_info": {
             "id": commit,
             "time": when,

@@ -22,6 +22,7 @@ from reports import (
     _charts_runs,
     _charts_special,
     _figures,
+    _models,
     _palette,
     _registry,
     _sweeps,
@@ -316,7 +317,7 @@ def test_serial_as_the_best_model_has_no_interval(tmp_path: Path) -> None:
 def test_an_unknown_model_gets_a_stable_colour_of_its_own() -> None:
     name = "trio_via_anyio"
     colour = _palette.colour_for(name)
-    assert colour not in _palette.PALETTE.values()
+    assert colour not in _palette.RESERVED  # no base or server-style colour
     code = f"from reports._palette import colour_for; print(colour_for({name!r}))"
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
@@ -339,7 +340,7 @@ def test_an_unknown_model_gets_a_stable_colour_of_its_own() -> None:
 
 def test_unknown_models_sort_after_the_built_in_ones() -> None:
     names = ["zeta_plugin", "threads", "alpha_plugin", "serial", "dask"]
-    assert _cells.ordered_models(names) == [
+    assert _models.ordered_models(names) == [
         "serial", "threads", "dask", "alpha_plugin", "zeta_plugin"]  # fmt: skip
 
 
