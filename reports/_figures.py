@@ -265,13 +265,14 @@ def environment_label(machine: str, machine_info: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def libraries(machine_info: Mapping[str, Any]) -> dict[str, str]:
-    """``machine_info["boundbench"]["libraries"]``: distribution -> version ({} if absent)."""
+def libraries(machine_info: Mapping[str, Any]) -> dict[str, str | None]:
+    """``machine_info["boundbench"]["libraries"]``: distribution -> version, None where it
+    was not installed ({} if the run records none)."""
     facts = machine_info.get("boundbench")
     found = facts.get("libraries") if isinstance(facts, dict) else None
     if not isinstance(found, dict):
         return {}
-    return {str(name): str(version) for name, version in found.items()}
+    return {str(name): None if v is None else str(v) for name, v in found.items()}
 
 
 # --- which model is best, and by how much -------------------------------------------
