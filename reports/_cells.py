@@ -82,3 +82,10 @@ def latest_sweep(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     if frame.empty or "sweep" not in frame.columns:
         return frame.iloc[:0]
     return latest_run(frame[frame["sweep"] == name])
+
+
+def of_sweep(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of one sweep (``crossover``, ``scale``, ``convoy``) among ``rows``."""
+    if "sweep" not in rows.columns:
+        return rows.iloc[:0]
+    return rows[rows["sweep"] == name]

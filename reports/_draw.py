@@ -114,6 +114,18 @@ def model_legend(
     )
 
 
+def fmt_times(value: float) -> str:
+    """A ratio as people say it: 300×, 9.4×."""
+    return f"{value:.0f}×" if value >= 10 else f"{value:.1f}×"
+
+
+def share_text(percent: float, unit: str = " %") -> str:
+    """A CPU share in percent with the digits it has: 0 %, 0.05 %, 4.6 %, 13 %, 100 %."""
+    if percent == 0 or percent >= 10:
+        return f"{percent:.0f}{unit}"
+    return f"{percent:.2g}{unit}"
+
+
 def fmt_seconds(value: float) -> str:
     if value is None or not math.isfinite(value):
         return "–"

@@ -62,6 +62,9 @@ SWEEP_NUMBERS = (
     "switch_interval_s",
 )
 SWEEP_WORDS = ("cpu_kind", "cpu_placement")
+# The crossover cells also get ``cpu_share_measured`` (0-1), the share the work had on the
+# host (serial's CPU time ÷ wall time, ``_figures.measured_share``), and
+# ``cpu_share_source`` (one of ``_figures.SHARE_SOURCES``): ``cpu_share`` is what was asked.
 # extra_info (or params) facts that tell apart cells of one workload, parameters, tasks,
 # model and workers (the tutorial's pools gathered by callback, result() or
 # as_completed): the frame keeps them in ``variant``, out of ``params``.
@@ -187,6 +190,7 @@ def _row(
     python: tuple[str, str, bool],
     serial: dict[_figures.BaselineKey, float],
     models: dict[str, ModelFacts],
+    shares: dict[_figures.BaselineKey, float],
 ) -> dict[str, Any]:
     extra = bench.get("extra_info") or {}
     stats = bench.get("stats") or {}
@@ -256,6 +260,10 @@ def _row(
         value = extra.get(key, params.get(key))
         if value is not None:
             row[key] = _num(value) if key in SWEEP_NUMBERS else str(value)
+    if row["sweep"] == "crossover":
+        found = _figures.measured_share(extra, shares.get(_figures.baseline_key(extra)))
+        if found is not None:
+            row["cpu_share_measured"], row["cpu_share_source"] = found
     if row["bound"] == "net" or any(key in extra for key in NET_COLUMNS):
         for key in NET_COLUMNS:
             row[key] = _num(extra.get(key))
@@ -305,11 +313,12 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
         python = _interpreter(run)
         serial = _figures.serial_medians(run.benchmarks)
         models = run_facts(run.machine_info)
-        rows.extend(_row(run, bench, python, serial, models) for bench in run.benchmarks)
+        shares = _figures.serial_shares(run.benchmarks)
+        rows.extend(_row(run, bench, python, serial, models, shares) for bench in run.benchmarks)
     if not rows:
         return empty_frame()
     frame = pd.DataFrame.from_records(rows)
-    for column in (*NET_COLUMNS, *SWEEP_NUMBERS):
+    for column in (*NET_COLUMNS, *SWEEP_NUMBERS, "cpu_share_measured"):
         if column in frame.columns:
             frame[column] = frame[column].astype("float64")
     frame["datetime"] = pd.to_datetime(

@@ -20,7 +20,7 @@ from ._cells import (
     latest_run,
     latest_sweep,
 )
-from ._draw import Chart, fmt_seconds
+from ._draw import Chart, fmt_seconds, share_text
 from ._figures import UNSTABLE_SPREAD, run_settings
 from ._frame import boundbench_info, params_label
 from ._models import model_rank, ordered_models
@@ -140,11 +140,19 @@ def net_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def work_label(row: Any) -> str:
-    """``python CPU 25%`` for a crossover cell, else its parameters."""
+    """``python CPU 13% (asked 25%)`` for a crossover cell (the share the work had, and
+    the one asked for when they differ), else its parameters."""
     share = row.get("cpu_share") if hasattr(row, "get") else None
     if isinstance(share, float) and math.isfinite(share):
         kind = row.get("cpu_kind")
-        return f"{kind if isinstance(kind, str) else '?'} CPU {share:.0%}"
+        asked = share_text(share * 100, "%")
+        had = row.get("cpu_share_measured")
+        text = (
+            share_text(had * 100, "%") if isinstance(had, float) and math.isfinite(had) else asked
+        )
+        return f"{kind if isinstance(kind, str) else '?'} CPU {text}" + (
+            f" (asked {asked})" if text != asked else ""
+        )
     return params_label(row["params"])
 
 

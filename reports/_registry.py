@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import _charts, _charts_runs, _charts_special, _sweeps
+from . import _charts, _charts_runs, _charts_special, _crossover, _sweeps
 from ._cells import SEED_WORKLOADS, generic, latest_run, latest_sweep
 from ._draw import Chart
 
@@ -71,7 +71,7 @@ def _everything(frame: pd.DataFrame) -> pd.DataFrame:
 CHARTS = (
     ChartSpec("headline", latest_run, _charts.chart_headline),
     ChartSpec("efficiency", latest_run, _charts.chart_efficiency),
-    ChartSpec("crossover", _sweep("crossover"), _sweeps.chart_crossover),
+    ChartSpec("crossover", _sweep("crossover"), _crossover.chart_crossover),
     ChartSpec("walltime", latest_run, _charts.chart_walltime),
     ChartSpec("cpu_wall", latest_run, _charts.chart_cpu_wall),
     ChartSpec("scale", _sweep("scale"), _sweeps.chart_scale),

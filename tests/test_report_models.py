@@ -15,7 +15,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from reports import _cells, _models, _palette, _sweeps
+from reports import _cells, _crossover, _models, _palette
 from reports._draw import keep_figures
 from reports._frame import build_frame
 from reports._runs import load_runs
@@ -164,9 +164,9 @@ def test_runs_without_model_facts_use_the_registered_models_and_name_a_stranger(
     assert order[: len(known)] == known  # every registered model before any stranger
     assert PLUGIN in order[len(known) :]
     assert _palette.make_palette(frame)[PLUGIN] == _palette.colour_for(PLUGIN)
-    points = _sweeps.crossover_points(_cells.latest_sweep(frame, "crossover"))
+    points = _crossover.crossover_points(_cells.latest_sweep(frame, "crossover"))
     python = points[points["cpu_kind"] == "python"]
-    clause = _sweeps.crossover_clause(python)
+    clause = _crossover.crossover_clause(python)
     assert clause.endswith(f"({PLUGIN} takes no side: not declared single- or multi-process)")
     # A run's own facts win over the registry's.
     own = {**report_facts(), "threads": {**report_facts()["threads"], "order": 99}}

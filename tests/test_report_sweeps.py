@@ -21,6 +21,7 @@ from reports import (
     _charts,
     _charts_runs,
     _charts_special,
+    _crossover,
     _figures,
     _models,
     _palette,
@@ -72,7 +73,8 @@ def out_dir(tmp_path: Path) -> Path:
 
 # --- the crossover ------------------------------------------------------------------
 
-# Speedups over serial (serial takes 1 s at every share): asyncio leads up to 25%,
+# Speedups over serial (serial takes its 8 tasks x 0.2 s, CPU and waits, at every share,
+# so the share it measures is the one asked for): asyncio leads up to 25%,
 # processes from 50%; the difference goes from -0.5 at 25% to +1.0 at 50%, so the lines
 # cross at 25 + 25 * 0.5 / 1.5 = 33.3%.
 CROSSING = {
@@ -85,21 +87,28 @@ NO_CROSSING = {
 }
 
 
+SERIAL_S = 8 * 0.2
+
+
 def sweep(table: dict[str, dict[float, float]], kind: str = "python") -> list[dict[str, Any]]:
     rng = random.Random(0)
     cells = []
     for share in sorted(next(iter(table.values()))):
-        cells.append(mixed_cell(rng, model="serial", share=share, wall=1.0, kind=kind, spread=0.0))
+        cells.append(mixed_cell(rng, model="serial", share=share, wall=SERIAL_S, kind=kind,
+                                spread=0.0, exact_cpu=True))  # fmt: skip
         for model, speedups in table.items():
             workers = 1 if model == "asyncio" else 2
-            cells.append(mixed_cell(rng, model=model, share=share, wall=1.0 / speedups[share],
-                                    kind=kind, workers=workers, spread=0.0))  # fmt: skip
+            cells.append(mixed_cell(rng, model=model, share=share,
+                                    wall=SERIAL_S / speedups[share], kind=kind,
+                                    workers=workers, spread=0.0))  # fmt: skip
     return cells
 
 
 def test_crossover_sentence_interpolates_the_crossing(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, [*sweep(CROSSING), *sweep(NO_CROSSING, kind="native")])
-    chart = _sweeps.chart_crossover(frame, _palette.make_palette(frame["model"]), out_dir(tmp_path))
+    chart = _crossover.chart_crossover(
+        frame, _palette.make_palette(frame["model"]), out_dir(tmp_path)
+    )
     assert chart is not None
     python, native = chart.sentence.split("; Native CPU work")
     assert python.startswith("Python CPU work, 8 tasks: on this machine, processes overtake")
@@ -119,11 +128,11 @@ def test_crossover_clause_per_panel_and_the_best_worker_count(tmp_path: Path) ->
     cells += [mixed_cell(rng, model="processes", share=share, wall=5.0, workers=8, spread=0.0)
               for share in (0.0, 0.25, 0.5, 1.0)]  # fmt: skip
     _, frame = frame_of(tmp_path, cells)
-    points = _sweeps.crossover_points(frame)
+    points = _crossover.crossover_points(frame)
     procs = points[points["model"] == "processes"]
     assert len(procs) == 4
     assert set(procs["workers"]) == {2}
-    assert _sweeps.crossover_clause(points).endswith(
+    assert _crossover.crossover_clause(points).endswith(
         "about 33 % (between the measured 25 % and 50 %)"
     )
 
@@ -135,14 +144,14 @@ LEVEL = {"threads": {0.5: 3.64}, "processes": {0.5: 3.31}}
 
 def test_a_lead_within_ten_percent_is_level_not_an_overtaking(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, sweep(LEVEL, kind="native"))
-    clause = _sweeps.crossover_clause(_sweeps.crossover_points(frame))
+    clause = _crossover.crossover_clause(_crossover.crossover_points(frame))
     assert clause == (
         "the best single-process model keeps up with processes at the one measured share"
         " (50 %), within 10% (at 50 %: threads 3.6×, processes 3.3×)"
     )
     # 18 % ahead is a lead, said with the same one-share wording.
     _, frame = frame_of(tmp_path, sweep({"threads": {0.5: 3.0}, "processes": {0.5: 3.53}}))
-    clause = _sweeps.crossover_clause(_sweeps.crossover_points(frame))
+    clause = _crossover.crossover_clause(_crossover.crossover_points(frame))
     assert clause == (
         "processes are ahead of the best single-process model at the one measured share (50 %)"
     )
@@ -177,7 +186,9 @@ def test_lead_intervals(points: list[tuple[float, float]], expected: list[Any]) 
 
 def test_a_plausible_sweep_reads_as_the_issue_expects(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, mixed_sweep(random.Random(3)))
-    chart = _sweeps.chart_crossover(frame, _palette.make_palette(frame["model"]), out_dir(tmp_path))
+    chart = _crossover.chart_crossover(
+        frame, _palette.make_palette(frame["model"]), out_dir(tmp_path)
+    )
     assert chart is not None
     python, native = chart.sentence.split("; Native CPU work")
     assert "processes overtake the best single-process model from a CPU share of about" in python
@@ -365,7 +376,7 @@ def test_newer_cells_appear_in_the_generic_charts(tmp_path: Path) -> None:
         assert make(frame, palette, out) is not None
     seed = _charts_special.chart_seed(frame, palette, out)
     assert seed is not None  # the pools go to the generic charts, not the seed chart
-    assert _sweeps.chart_crossover(frame, palette, out) is None
+    assert _crossover.chart_crossover(frame, palette, out) is None
     assert _sweeps.chart_scale(frame, palette, out) is None
     assert _sweeps.chart_convoy(frame, palette, out) is None
 
