@@ -206,12 +206,14 @@ def chart_efficiency(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> 
         f" {worst['model']} on {worst['workload']} ({worst['efficiency']:.0%})."
     )
     capped = cells[cells["cap_limit"].notna()] if "cap_limit" in cells else cells.iloc[:0]
-    for cell in capped.itertuples():
-        sentence += (
-            f" {cell.model} on {cell.workload} runs at most {cell.workers_cap} workers for"
-            f" {cell.tasks} tasks (a harness cap), so it can reach {cell.cap_limit:.0%} at best:"
-            " that gap is the cap's, not the model's."
-        )
+    # Once per model and workload: io_socket's kept and fresh connections share a cap.
+    notes = dict.fromkeys(
+        f" {cell.model} on {cell.workload} runs at most {cell.workers_cap} workers for"
+        f" {cell.tasks} tasks (a harness cap), so it can reach {cell.cap_limit:.0%} at best:"
+        " that gap is the cap's, not the model's."
+        for cell in capped.itertuples()
+    )
+    sentence += "".join(notes)
     return Chart("efficiency", "Efficiency vs ideal", sentence, run_note(rows))
 
 

@@ -66,12 +66,17 @@ def _net_chart(
     model_legend(fig, styles, palette, title="server style")
     save(fig, out, name)
     per = rows.groupby("model")[value].median().sort_values(ascending=not higher_better)
-    unit = "req/s" if value == "throughput_rps" else "ms"
+
+    def figure(number: float) -> str:
+        if value == "throughput_rps":
+            return f"{number:,.0f} req/s"
+        return fmt_seconds(number / 1e3)  # a latency in ms: 0.13 ms is 130 µs, not "0 ms"
+
     sentence = (
         f"Across payloads and connection counts, {per.index[0]} has the"
-        f" {'highest' if higher_better else 'lowest'} median ({per.iloc[0]:,.0f} {unit})"
+        f" {'highest' if higher_better else 'lowest'} median ({figure(per.iloc[0])})"
         f" and {per.index[-1]} the {'lowest' if higher_better else 'highest'}"
-        f" ({per.iloc[-1]:,.{0 if unit == 'req/s' else 2}f} {unit})."
+        f" ({figure(per.iloc[-1])})."
     )
     return Chart(name, title, sentence, run_note(rows))
 

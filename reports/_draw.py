@@ -126,18 +126,42 @@ def share_text(percent: float, unit: str = " %") -> str:
     return f"{percent:.2g}{unit}"
 
 
-def fmt_seconds(value: float) -> str:
+def fmt_sig(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits, trailing zeros kept (80.0, 0.130,
+    3.33); the integer part is never rounded away (13,242)."""
     if value is None or not math.isfinite(value):
         return "–"
-    if value >= 1:
-        return f"{value:.3g} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value * 1e6:.3g} µs"
+    if value == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    text = f"{value:,.{decimals}f}"
+    # Rounding may carry into another digit (9.996 -> 10.00): one decimal fewer then.
+    if decimals and len(text.replace(",", "").replace(".", "").lstrip("-0")) > digits:
+        text = f"{value:,.{decimals - 1}f}"
+    return text
+
+
+_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+
+
+def fmt_seconds(value: float, *, digits: int = 3, compact: bool = False) -> str:
+    """A duration in the unit that fits, with its significant digits: 2.58 s, 80.0 ms,
+    130 µs (never "0 ms" for 0.13 ms).  ``compact``: without trailing zeros (axis ticks)."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    if value == 0:
+        return "0 s"
+    for unit, scale in _UNITS:
+        scaled = abs(value) / scale
+        # 999.7 µs reads 1.00 ms, not 1,000 µs.
+        if float(f"{scaled:.{digits}g}") >= 1 or unit == "ns":
+            text = f"{value / scale:.{digits}g}" if compact else fmt_sig(value / scale, digits)
+            return f"{text} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def seconds_axis(ax: Axes, axis: str = "y") -> None:
-    formatter = FuncFormatter(lambda v, _pos: fmt_seconds(v) if v > 0 else "0")
+    formatter = FuncFormatter(lambda v, _pos: fmt_seconds(v, compact=True) if v > 0 else "0")
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_formatter(formatter)
     target.set_minor_formatter(NullFormatter())

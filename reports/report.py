@@ -22,9 +22,11 @@ from . import _best, _cells, _figures, _palette
 from ._draw import Chart
 from ._figures import UNSTABLE_SPREAD
 from ._frame import build_frame, missing_baselines
-from ._page import UNSTABLE_PREFIX, unstable_lines, void_lines, write_page, write_summary
+from ._page import write_page
 from ._registry import CHART_NAMES, draw_charts
 from ._runs import DEFAULT_STORAGE, Run, load_runs
+from ._summary import write_summary
+from ._tables import UNSTABLE_PREFIX, unstable_cells, unstable_lines, void_lines
 
 DEFAULT_OUT = Path("reports/out")
 PROG = "python -m reports"
@@ -40,8 +42,10 @@ class Report:
     frame: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
-    # what the reader must know to trust the figures: a busy host, unstable cells
+    # what the reader must know to trust the figures: a busy host, void rounds
     warnings: list[str] = field(default_factory=list)
+    # the latest run's cells whose rounds spread too far (a table after the findings)
+    unstable: pd.DataFrame = field(default_factory=pd.DataFrame)
     # the fastest model per workload, parameters and tasks of the latest run
     best: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -115,7 +119,7 @@ def build(runs: list[Run], problems: list[str]) -> Report:
         if busy:
             report.warnings.append(f"run {run.run_id}: {busy}")
     latest = _cells.latest_run(frame)
-    report.warnings.extend(unstable_lines(latest))
+    report.unstable = unstable_cells(latest)
     report.warnings.extend(void_lines(latest))
     report.best = _best.best_models(_cells.latest_per_workload(frame), _best.stats_by_cell(runs))
     return report
@@ -146,6 +150,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         palette=palette,
         warnings=report.warnings,
         best=report.best,
+        unstable=report.unstable,
     )
     summary = write_summary(
         out,
@@ -156,6 +161,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         problems=report.problems,
         warnings=report.warnings,
         best=report.best,
+        unstable=report.unstable,
     )
     return [page, summary, csv]
 
@@ -189,11 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr)
     # Unstable cells: a few are named on the terminal; past that, one line counts them
     # (a noisy host makes dozens) and the page and summary list every one.
-    unstable = [line for line in report.warnings if line.startswith(UNSTABLE_PREFIX)]
+    unstable = unstable_lines(report.unstable)
     many = len(unstable) > TERMINAL_UNSTABLE_LINES
-    for line in report.warnings:
-        if not (many and line.startswith(UNSTABLE_PREFIX)):
-            print(f"warning: {line}", file=sys.stderr)
+    for line in [*report.warnings, *([] if many else unstable)]:
+        print(f"warning: {line}", file=sys.stderr)
     if many:
         print(
             f"warning: {len(unstable)} cells are unstable (IQR above {UNSTABLE_SPREAD:.0%} of"

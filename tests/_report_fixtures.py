@@ -569,29 +569,42 @@ def convoy_sweep(
     return out
 
 
-def newer_cells(rng: random.Random, *, tasks: int = 100) -> list[dict[str, Any]]:
-    """io_socket cells with kept-alive connections (every model, interpreters and dask
-    too) and the tutorial's pools."""
+def newer_cells(
+    rng: random.Random,
+    *,
+    tasks: int = 100,
+    connects: tuple[str, ...] = ("keep",),
+    size: int = 64,
+    pool: int = 2,
+) -> list[dict[str, Any]]:
+    """io_socket cells (every model, interpreters and dask too; per connect mode) and the
+    tutorial's pools.  ``pool``: the process pools' workers; below ``tasks`` and above 2
+    the harness capped them (``workers_cap``), as it does at 32."""
     out = []
     k, delay = 5, 0.005
     ideal = k * delay
     overhead = {"serial": None, "generator": 0.0012, "threads": 0.004, "gevent": 0.002,
                 "asyncio": 0.0025, "uvloop": 0.0012, "processes": None,
                 "interpreters": None, "dask": None}  # fmt: skip
-    for model, extra_s in overhead.items():
-        if model == "serial":
-            workers, wall = 1, tasks * ideal * 1.02
-        elif extra_s is None:
-            workers = 2
-            wall = math.ceil(tasks / workers) * ideal * 1.03 + (0.08 if model == "dask" else 0.01)
-        else:
-            workers, wall = (tasks if model == "threads" else 1), ideal + extra_s
-        out.append(_cell(rng, bound="io", workload="io_socket", model=model, tasks=tasks,
-                         workers=workers,
-                         params={"k": k, "size": 64, "delay": delay, "connect": "keep"},
-                         wall=wall, cpu=wall * 0.2, ideal=ideal,
-                         group=f"io_socket:keep:tasks={tasks}",
-                         save_data=True))  # fmt: skip
+    for connect in connects:
+        for model, extra_s in overhead.items():
+            extra: dict[str, Any] = {}
+            if model == "serial":
+                workers, wall = 1, tasks * ideal * 1.02
+            elif extra_s is None:
+                workers = pool
+                wall = (math.ceil(tasks / workers) * ideal * 1.03
+                        + (0.08 if model == "dask" else 0.01))  # fmt: skip
+                if 2 < pool < tasks:
+                    extra["workers_cap"] = pool
+            else:
+                workers, wall = (tasks if model == "threads" else 1), ideal + extra_s
+            out.append(_cell(rng, bound="io", workload="io_socket", model=model, tasks=tasks,
+                             workers=workers,
+                             params={"k": k, "size": size, "delay": delay, "connect": connect},
+                             wall=wall, cpu=wall * 0.2, ideal=ideal, extra=extra,
+                             group=f"io_socket:{connect}:tasks={tasks}",
+                             save_data=True))  # fmt: skip
     # The tutorial's pools (benchmarks/test_seed.py): three ways to gather the results.
     for model in ("threads", "processes"):
         for collect, factor in (("callback", 1.0), ("result", 1.01), ("as_completed", 1.02)):

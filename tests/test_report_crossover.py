@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from reports import _best, _crossover, _palette
 from reports._draw import keep_figures
 from reports._frame import build_frame
-from reports._page import best_table
 from reports._runs import load_runs
+from reports._tables import best_table
 from tests._report_fixtures import DOCUMENTED_ITER_S, mixed_sweep, run_document, write
 
 ASKED = [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 100.0]
