@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-
-from ._frame import params_label
 
 SEED_WORKLOADS = ("seed_cpu", "seed_io")
 SPECIAL_WORKLOADS = frozenset({"startup", *SEED_WORKLOADS})
@@ -40,13 +40,63 @@ def run_note(rows: pd.DataFrame) -> str:
     return f"run {first['run_id']} ({first['machine']}, {first['interpreter']}, {when_text})"
 
 
-def group_label(workload: str, params: str, tasks: Any, many_params: bool) -> str:
-    label = str(workload)
-    if many_params:
-        extra = params_label(params)
-        if extra:
-            label += "\n" + extra
-    return f"{label}\n{int(tasks)} tasks" if pd.notna(tasks) else label
+def _params(params: str) -> dict[str, Any]:
+    try:
+        found = json.loads(params)
+    except (TypeError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def varying_keys(rows: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+    """Per workload of ``rows``, the parameters whose value differs between its cells: the
+    ones a label must show; the rest go to the caption (``shared_caption``)."""
+    out = {}
+    for workload, cells in rows.groupby("workload", sort=True):
+        sets = [_params(p) for p in cells["params"].drop_duplicates()]
+        keys = sorted({key for found in sets for key in found})
+        out[str(workload)] = tuple(
+            key for key in keys if len({repr(found.get(key)) for found in sets}) > 1
+        )
+    return out
+
+
+def short_params(params: str, keys: Sequence[str]) -> str:
+    """The ``keys`` of ``params`` as a label: a word by itself (``fresh``), a number
+    with its name (``k=5``)."""
+    found = _params(params)
+    return " ".join(
+        str(found[key]) if isinstance(found[key], str) else f"{key}={found[key]}"
+        for key in keys
+        if key in found
+    )
+
+
+def shared_caption(rows: pd.DataFrame) -> str:
+    """``Parameters: cpu_loop n=5000000 yield_every=1000; io_socket delay=0.005 k=5``: what
+    every cell of a workload in ``rows`` shares, which its labels leave out."""
+    varying = varying_keys(rows)
+    parts = []
+    for workload, cells in rows.groupby("workload", sort=True):
+        sets = [_params(p) for p in cells["params"].drop_duplicates()]
+        shared = {key: value for key, value in sets[0].items() if key not in varying[workload]}
+        if shared:
+            parts.append(f"{workload} {' '.join(f'{k}={v}' for k, v in sorted(shared.items()))}")
+    return "Parameters: " + "; ".join(parts) + "." if parts else ""
+
+
+def tasks_text(tasks: Any) -> str:
+    """``1 task``, ``500 tasks``."""
+    return f"{int(tasks):,} task{'s' if int(tasks) != 1 else ''}"
+
+
+def group_label(workload: str, params: str, tasks: Any, keys: Sequence[str] = ()) -> str:
+    """``io_socket`` / ``fresh`` / ``500 tasks``: the workload, what tells its groups
+    apart (``keys``), the task count, one per line."""
+    lines = [str(workload), short_params(params, keys)]
+    if pd.notna(tasks):
+        lines.append(tasks_text(tasks))
+    return "\n".join(line for line in lines if line)
 
 
 def generic(rows: pd.DataFrame) -> pd.DataFrame:

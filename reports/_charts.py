@@ -22,8 +22,13 @@ from ._cells import (
     group_label,
     headline_cells,
     run_note,
+    shared_caption,
+    short_params,
+    tasks_text,
+    varying_keys,
 )
 from ._draw import (
+    PAGE_WIDTH_IN,
     Chart,
     fmt_seconds,
     join_clauses,
@@ -33,7 +38,7 @@ from ._draw import (
     seconds_axis,
     styled,
 )
-from ._frame import BOUND_ORDER, params_label
+from ._frame import BOUND_ORDER
 from ._models import ordered_models
 
 
@@ -48,10 +53,15 @@ def _grouped_bars(
     palette: dict[str, str],
     models: list[str],
     *,
+    group_in: float,
     label_fmt: Callable[[float], str] | None = None,
     base: float = 0.0,
 ) -> list[tuple[str, str, Any]]:
-    """Bars of ``value``: x groups are (workload, params, tasks), bars are models."""
+    """Bars of ``value``: x groups are (workload, params, tasks), bars are models.
+
+    ``group_in``: the inches a group gets on the page; a bar's value is written over it
+    only when the bar is wide enough for the label (turned upright past four bars).
+    """
     groups = (
         cells[["workload", "params", "tasks"]]
         .drop_duplicates()
@@ -59,8 +69,9 @@ def _grouped_bars(
         .itertuples(index=False, name=None)
     )
     groups = list(groups)
-    many = cells.groupby("workload")["params"].nunique().max() > 1
+    keys = varying_keys(cells)
     width = 0.8 / max(len(models), 1)
+    bar_pt = group_in * width * 72
     for gi, (workload, params, tasks) in enumerate(groups):
         sub = cells[
             (cells["workload"] == workload)
@@ -68,12 +79,13 @@ def _grouped_bars(
             & (cells["tasks"] == tasks)
         ]
         present = [m for m in models if m in set(sub["model"])]
+        upright = len(present) > 4
         for mi, model in enumerate(present):
             val = float(sub.loc[sub["model"] == model, value].iloc[0])
             x = gi - 0.4 + width * (mi + 0.5) + width * (len(models) - len(present)) / 2
             ax.bar(x, val - base, width * 0.92, bottom=base, color=palette[model],
                    edgecolor="white", linewidth=0.5)  # fmt: skip
-            if label_fmt is not None and len(present) * len(groups) <= 40:
+            if label_fmt is not None and bar_pt >= (VALUE_PT + 1 if upright else 22):
                 below = val < base
                 ax.annotate(
                     label_fmt(val),
@@ -82,20 +94,21 @@ def _grouped_bars(
                     textcoords="offset points",
                     ha="center",
                     va="top" if below else "bottom",
-                    fontsize=7,
-                    rotation=90 if len(present) > 4 else 0,
+                    fontsize=VALUE_PT,
+                    rotation=90 if upright else 0,
                 )
-    crowded = len(groups) > 6
     ax.set_xticks(
         range(len(groups)),
-        [group_label(w, p, t, many) for w, p, t in groups],
-        rotation=35 if crowded else 0,
-        ha="right" if crowded else "center",
-        fontsize=7 if crowded else None,
+        [group_label(w, p, t, keys.get(str(w), ())) for w, p, t in groups],
+        fontsize=8 if group_in < 1.6 else None,
     )
     ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.grid(axis="x", visible=False)
     return groups
+
+
+# The bars' value labels (points).
+VALUE_PT = 7
 
 
 # --- 1 + 2: speedup and efficiency ------------------------------------------------
@@ -106,8 +119,13 @@ def _bound_panels(cells: pd.DataFrame) -> list[str]:
 
 
 def _bars_width(widths: list[int]) -> float:
-    """Figure width for grouped bars: room per group, capped so a big run stays viewable."""
-    return min(16.0, max(7.0, 2.2 * sum(widths) + 1.5))
+    """Figure width for grouped bars: room per group, at most the page's width."""
+    return min(PAGE_WIDTH_IN, max(7.0, 2.2 * sum(widths) + 1.5))
+
+
+def _group_in(widths: list[int]) -> float:
+    """The inches one group of bars gets (the axis labels take about an inch)."""
+    return (_bars_width(widths) - 1.0) / max(1, sum(widths))
 
 
 def _bound_rank(bound: str) -> int:
@@ -130,12 +148,14 @@ def chart_headline(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
     # Speedup is a ratio: a log axis shared by both panels, bars growing up or down from 1×,
     # so "CPU work barely moves, I/O work flies" is visible at a glance.
     axes = fig.subplots(1, len(bounds), squeeze=False, width_ratios=widths, sharey=True)[0]
-    low = min(0.5, float(cells["speedup"].min()) / 1.5)
+    # Room under the lowest bar for its value label, which hangs down from it.
+    low = min(0.5, float(cells["speedup"].min()) / (4.0 if cells["speedup"].min() < 1 else 1.5))
     high = max(2.0, float(cells["speedup"].max()) * 2.5)
     for ax, bound in zip(axes, bounds, strict=True):
         sub = cells[cells["bound"] == bound]
         ax.set_yscale("log")
-        _grouped_bars(ax, sub, "speedup", palette, models, label_fmt=_fmt_x, base=1.0)
+        _grouped_bars(ax, sub, "speedup", palette, models, group_in=_group_in(widths),
+                      label_fmt=_fmt_x, base=1.0)  # fmt: skip
         ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
         ax.set_title(f"{_BOUND_TITLE.get(bound, bound)} work")
     axes[0].set_ylim(low, high)
@@ -168,7 +188,8 @@ def chart_headline(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
     sentence = (
         join_clauses(clauses) + ". Dashed line: serial (1×); each model at its best worker count."
     )
-    return Chart("headline", "Speedup over serial", sentence, run_note(rows))
+    return Chart("headline", "Speedup over serial", sentence, run_note(rows),
+                 shared_caption(cells))  # fmt: skip
 
 
 @styled
@@ -185,7 +206,8 @@ def chart_efficiency(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> 
     top = max(1.15, float(cells["efficiency"].max()) * 1.15)
     for ax, bound in zip(axes, bounds, strict=True):
         sub = cells[cells["bound"] == bound]
-        _grouped_bars(ax, sub, "efficiency", palette, models, label_fmt=lambda v: f"{v:.0%}")
+        _grouped_bars(ax, sub, "efficiency", palette, models, group_in=_group_in(widths),
+                      label_fmt=lambda v: f"{v:.0%}")  # fmt: skip
         ax.axhline(1.0, color="black", linewidth=1.2)
         ax.set_title(f"{_BOUND_TITLE.get(bound, bound)} work")
         ax.set_ylim(0, top)
@@ -214,7 +236,8 @@ def chart_efficiency(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> 
         for cell in capped.itertuples()
     )
     sentence += "".join(notes)
-    return Chart("efficiency", "Efficiency vs ideal", sentence, run_note(rows))
+    return Chart("efficiency", "Efficiency vs ideal", sentence, run_note(rows),
+                 shared_caption(cells))  # fmt: skip
 
 
 # --- 3: wall time with spread ------------------------------------------------------
@@ -234,12 +257,12 @@ def chart_walltime(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
         rows[["workload", "params"]].drop_duplicates().sort_values(["workload", "params"])
         .itertuples(index=False, name=None)
     )  # fmt: skip
-    many = rows.groupby("workload")["params"].nunique().max() > 1
+    keys = varying_keys(rows)
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     models = ordered_models(rows)
     rank = {model: i for i, model in enumerate(models)}
-    fig = new_figure(4.4 * ncols + 0.5, 3.4 * nrows + 0.9)
+    fig = new_figure(4.4 * ncols + 0.5, 3.4 * nrows + 1.2)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
@@ -284,12 +307,12 @@ def chart_walltime(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
             ax.tick_params(axis="x", pad=6 + 4.4 * max(len(n) for n in names))
         ax.set_yscale("log")
         seconds_axis(ax)
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0), numticks=12))
-        ax.set_xticks(range(len(tasks)), [f"{int(t)} tasks" for t in tasks])
+        ax.yaxis.set_major_locator(LogLocator(subs=_log_subs(cells), numticks=12))
+        ax.set_xticks(range(len(tasks)), [tasks_text(t) for t in tasks])
         ax.set_xlim(-0.6, len(tasks) - 0.4)
         ax.grid(axis="x", visible=False)
-        title = workload + (f" [{params_label(params)}]" if many else "")
-        ax.set_title(title)
+        told = short_params(params, keys.get(str(workload), ()))
+        ax.set_title(f"{workload} · {told}" if told else str(workload))
         ax.set_ylabel("wall time per call (log)")
     fig.suptitle("Wall time per cell: median (dot), IQR (thick bar), min–max (thin line)")
     model_legend(fig, models, palette)
@@ -304,7 +327,23 @@ def chart_walltime(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
             f"{steady} of {len(rel)} cells have an IQR within 5% of their median; the noisiest"
             f" is {noisy['cell']} (IQR {noisy['rel_iqr']:.0%} of {fmt_seconds(noisy['median_s'])})."
         )
-    return Chart("walltime", "Wall time with its spread", sentence, run_note(rows))
+    return Chart("walltime", "Wall time with its spread", sentence, run_note(rows),
+                 shared_caption(rows))  # fmt: skip
+
+
+def _log_subs(cells: pd.DataFrame) -> tuple[float, ...]:
+    """Tick marks within a decade of a log time axis: more the fewer decades it spans,
+    so every label has room (1, 2, 5 over a couple of decades; 1 only beyond)."""
+    values = pd.concat([cells["min_s"], cells["max_s"], cells["median_s"]]).dropna()
+    values = values[values > 0]
+    decades = math.log10(float(values.max() / values.min())) if len(values) else 0.0
+    if decades < 0.5:
+        return (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    if decades < 1.2:
+        return (1.0, 2.0, 3.0, 5.0)
+    if decades < 2.5:
+        return (1.0, 2.0, 5.0)
+    return (1.0,)
 
 
 # --- 4: CPU vs wall ----------------------------------------------------------------
@@ -329,7 +368,8 @@ def chart_cpu_wall(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
     all_cores = ncores > 1 and float(cells["busy"].max()) > 0.8 * ncores
     for ax, bound in zip(axes, bounds, strict=True):
         sub = cells[cells["bound"] == bound]
-        _grouped_bars(ax, sub, "busy", palette, models, label_fmt=lambda v: f"{v:.0%}")
+        _grouped_bars(ax, sub, "busy", palette, models, group_in=_group_in(widths),
+                      label_fmt=lambda v: f"{v:.0%}")  # fmt: skip
         ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
         if all_cores:
             ax.axhline(ncores, color="grey", linewidth=1, linestyle=":")
@@ -361,4 +401,5 @@ def chart_cpu_wall(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
             f" ({top['busy']:.0%}), {low['model']} on {low['workload']} the least"
             f" ({low['busy']:.0%})."
         )
-    return Chart("cpu_wall", "CPU time vs wall time", sentence, run_note(rows))
+    return Chart("cpu_wall", "CPU time vs wall time", sentence, run_note(rows),
+                 shared_caption(cells))  # fmt: skip

@@ -9,7 +9,14 @@ from typing import Any
 import pandas as pd
 from matplotlib.patches import Patch
 
-from ._cells import SPECIAL_WORKLOADS, headline_cells, latest_run
+from ._cells import (
+    SPECIAL_WORKLOADS,
+    headline_cells,
+    latest_run,
+    shared_caption,
+    short_params,
+    varying_keys,
+)
 from ._draw import Chart, model_legend, new_figure, plain_log, save, styled, wide
 from ._models import ordered_models
 
@@ -44,7 +51,10 @@ def chart_trend(frame: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
     runs = run_labels(rows)
     rows = rows.merge(runs[["run_id", "order", "label"]], on="run_id")
     key = ["workload", "params", "tasks", "model", "workers", "start_method"]
-    key += [column for column in ("variant", "group") if column in rows.columns]
+    # A cell is all that tells it apart: the convoy's placement and the crossover's kind of
+    # CPU work are facts beside its parameters, not in them.
+    extra = ("variant", "group", "cpu_placement", "cpu_kind", "cpu_share")
+    key += [column for column in extra if column in rows.columns]
     rows = rows.sort_values("order")
     first = rows.groupby(key, dropna=False)["median_s"].transform("first")
     rows = rows.assign(rel=rows["median_s"] / first)
@@ -68,7 +78,7 @@ def chart_trend(frame: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
                     markersize=3, linewidth=1, alpha=0.8)  # fmt: skip
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_title(workload)
-        ax.set_xticks(runs["order"], runs["label"], rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(runs["order"], runs["label"], rotation=90, fontsize=8)
         ax.set_xlim(-0.3, len(runs) - 0.7)
     for ax in axes[::ncols]:
         ax.set_ylabel("median ÷ first run's median")
@@ -108,19 +118,27 @@ def chart_environments(frame: pd.DataFrame, palette: dict[str, str], out: Path) 
     cells = pd.concat(parts)
     if cells["env"].nunique() < 2:
         return None
+    # A panel per workload and parameters (io_socket's kept and fresh connections apart).
+    keys = varying_keys(cells)
+    cells = cells.assign(
+        panel=[
+            f"{w} · {told}" if (told := short_params(p, keys.get(str(w), ()))) else str(w)
+            for w, p in zip(cells["workload"], cells["params"], strict=True)
+        ]
+    )
     env_names = sorted(cells["env"].unique())
-    workloads = sorted(cells["workload"].unique())
+    panels = sorted(cells["panel"].unique())
     models = ordered_models(cells)
-    ncols = min(3, len(workloads))
-    nrows = math.ceil(len(workloads) / ncols)
-    fig = new_figure(min(16.0, max(4.6, 0.28 * len(models) * len(env_names) + 1.2) * ncols),
-                  3.4 * nrows + 1.4)  # fmt: skip
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = new_figure(max(4.6, 0.28 * len(models) * len(env_names) + 1.2) * ncols,
+                     3.8 * nrows + 1.4)  # fmt: skip
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(workloads) :]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     width = 0.8 / len(env_names)
-    for ax, workload in zip(axes, workloads, strict=False):
-        sub = cells[cells["workload"] == workload]
+    for ax, panel in zip(axes, panels, strict=False):
+        sub = cells[cells["panel"] == panel]
         present = [m for m in models if m in set(sub["model"])]
         for mi, model in enumerate(present):
             for ei, env in enumerate(env_names):
@@ -131,19 +149,19 @@ def chart_environments(frame: pd.DataFrame, palette: dict[str, str], out: Path) 
                        color=palette[model], hatch=HATCHES[ei % len(HATCHES)],
                        edgecolor="white", linewidth=0.5)  # fmt: skip
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-        ax.set_xticks(range(len(present)), present, rotation=30, ha="right")
+        ax.set_xticks(range(len(present)), present, rotation=90, fontsize=8)
         ax.grid(axis="x", visible=False)
-        ax.set_title(workload)
+        ax.set_title(panel)
     for ax in axes[::ncols]:
         ax.set_ylabel("speedup over serial (×)")
     handles = [Patch(facecolor="#bbbbbb", hatch=HATCHES[i % len(HATCHES)], label=env,
                      edgecolor="white") for i, env in enumerate(env_names)]  # fmt: skip
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(env_names), 2),
+    fig.legend(handles=handles, loc="outside lower center", ncols=1,
                title="machine · Python · GIL · switch interval · start method (bar pattern);"
                " colour = model")  # fmt: skip
     fig.suptitle("Interpreters and machines side by side: speedup over serial")
     save(fig, out, "environments")
-    pivot = cells.pivot_table(index=["workload", "model"], columns="env", values="speedup")
+    pivot = cells.pivot_table(index=["panel", "model"], columns="env", values="speedup")
     spread = (pivot.max(axis=1) - pivot.min(axis=1)).dropna()
     if spread.empty:
         sentence = f"{len(env_names)} environments compared."
@@ -155,4 +173,5 @@ def chart_environments(frame: pd.DataFrame, palette: dict[str, str], out: Path) 
             + ", ".join(f"{row[e]:.2f}× on {e}" for e in row.index)
             + "."
         )
-    return Chart("environments", "Interpreters and machines side by side", sentence, "")
+    return Chart("environments", "Interpreters and machines side by side", sentence, "",
+                 shared_caption(cells))  # fmt: skip

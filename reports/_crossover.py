@@ -23,6 +23,7 @@ from . import _figures
 from ._cells import of_sweep, run_note
 from ._draw import (
     Chart,
+    figure_legend,
     fmt_times,
     join_clauses,
     new_figure,
@@ -279,8 +280,7 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
         )
     handles.append(Line2D([], [], color="white", marker="*", markersize=12,
                           markeredgecolor="black", label="best at that share"))  # fmt: skip
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7),
-               title="model")  # fmt: skip
+    figure_legend(fig, handles, "model")
     save(fig, out, "crossover")
     sentence = join_clauses(clauses) + ". Each model at its best worker count; dashed: the ideals."
     return Chart("crossover", "Which model as the CPU share grows", sentence, run_note(rows))

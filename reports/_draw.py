@@ -53,6 +53,8 @@ class Chart:
     title: str
     sentence: str
     run_note: str = ""
+    # What the chart's labels leave out (the parameters its cells share), for the caption.
+    caption: str = ""
 
     @property
     def png(self) -> str:
@@ -97,21 +99,37 @@ def save(fig: Figure, out: Path, name: str) -> None:
         kept.append((name, fig))
 
 
+# The page shows a chart in a column 1136 px wide (index.html); at DPI a figure this wide
+# (with the margin bbox_inches="tight" keeps) fills it, so a chart is never shrunk there
+# and its labels stay the size they were drawn.
+PAGE_WIDTH_IN = 10.0
+
+
 def new_figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    """A figure at most the page's width: panels share ``PAGE_WIDTH_IN``."""
+    return Figure(figsize=(min(width, PAGE_WIDTH_IN), height), layout="constrained")
+
+
+def legend_columns(labels: Sequence[str], fontsize: float = 9.0) -> int:
+    """How many legend entries fit side by side across the page: each takes its handle,
+    the padding and its longest label (a character is about 0.6 em wide)."""
+    longest = max((len(label) for label in labels), default=1)
+    entry_in = 0.55 + longest * 0.6 * fontsize / 72
+    return max(1, min(len(labels), int((PAGE_WIDTH_IN - 0.3) // entry_in)))
+
+
+def figure_legend(fig: Figure, handles: Sequence[Any], title: str) -> None:
+    """The legend under the panels, as many entries a row as fit the page."""
+    labels = [str(handle.get_label()) for handle in handles]
+    fig.legend(handles=list(handles), loc="outside lower center", title=title,
+               ncols=legend_columns(labels))  # fmt: skip
 
 
 def model_legend(
     fig: Figure, models: list[str], palette: dict[str, str], extra: Sequence[Any] = (), **kw: Any
 ) -> None:
     handles = [Patch(facecolor=palette[m], label=m) for m in models] + list(extra)
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncols=min(len(handles), 9),
-        title=kw.pop("title", "model"),
-        **kw,
-    )
+    figure_legend(fig, handles, kw.pop("title", "model"))
 
 
 def fmt_times(value: float) -> str:

@@ -141,6 +141,8 @@ def write_page(
     parts.append("<h2>Charts</h2>")
     for chart in charts:
         note = f' <span class="note">From {_e(chart.run_note)}.</span>' if chart.run_note else ""
+        if chart.caption:
+            note += f' <span class="note">{_e(chart.caption)}</span>'
         parts.append(
             f'<figure id="{_e(chart.name)}"><img src="{_image(out, chart)}"'
             f' alt="{_e(chart.title)}: {_e(chart.sentence)}">'

@@ -24,7 +24,16 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 
 from . import _figures
 from ._cells import of_sweep, run_note
-from ._draw import Chart, fmt_times, join_clauses, new_figure, plain_log, save, styled
+from ._draw import (
+    Chart,
+    figure_legend,
+    fmt_times,
+    join_clauses,
+    new_figure,
+    plain_log,
+    save,
+    styled,
+)
 from ._models import ordered_models
 from ._palette import colour_for
 
@@ -158,8 +167,7 @@ def chart_scale(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart
     handles: list[Any] = [Line2D([], [], color=palette[m], marker="o", label=m) for m in models]
     handles.append(Line2D([], [], color="grey", linestyle=":",
                           label=f"{_figures.SCALE_EFFICIENCY:.0%} efficiency"))  # fmt: skip
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8),
-               title="model")  # fmt: skip
+    figure_legend(fig, handles, "model")
     save(fig, out, "scale")
     sentence = join_clauses(clauses) + "."
     return Chart("scale", "Scale: 10 to 100,000 tasks", sentence, run_note(rows))
@@ -293,8 +301,7 @@ def chart_convoy(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Char
                marker=SWITCH_MARKERS[i % len(SWITCH_MARKERS)], label=f"switch {s * 1e3:g} ms")
         for i, s in enumerate(switches)
     ]  # fmt: skip
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6),
-               title="where the CPU work runs (colour) · switch interval (line)")  # fmt: skip
+    figure_legend(fig, handles, "where the CPU work runs (colour) · switch interval (line)")
     save(fig, out, "convoy")
     return Chart("convoy", "GIL convoy: I/O latency beside CPU work", convoy_sentence(points),
                  run_note(rows))  # fmt: skip

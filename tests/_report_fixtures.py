@@ -334,14 +334,20 @@ def _extras(rng: random.Random, scale: float) -> list[dict[str, Any]]:
     return out
 
 
-def _net(rng: random.Random) -> list[dict[str, Any]]:
+def _net(
+    rng: random.Random,
+    styles: tuple[str, ...] = NET_STYLES,
+    payloads: tuple[int, ...] = (64, 4096),
+    connections_swept: tuple[int, ...] = (1, 16),
+) -> list[dict[str, Any]]:
     out = []
     base = {"threads": 9000.0, "selectors": 12000.0, "asyncio": 10000.0, "gevent": 11000.0}
-    for style in NET_STYLES:
-        for payload in (64, 4096):
-            for connections in (1, 16):
+    for style in styles:
+        for payload in payloads:
+            for connections in connections_swept:
                 requests = 2000
-                rps = base[style] * (1.6 if connections > 1 else 1.0) / (1 + payload / 16384)
+                rps = (base.get(style, 10000.0) * (1.6 if connections > 1 else 1.0)
+                       / (1 + payload / 16384))  # fmt: skip
                 rps *= math.exp(rng.gauss(0.0, 0.03))
                 p50 = connections / rps * 1000.0
                 extra = {
@@ -576,6 +582,7 @@ def newer_cells(
     connects: tuple[str, ...] = ("keep",),
     size: int = 64,
     pool: int = 2,
+    seed_pools: bool = True,
 ) -> list[dict[str, Any]]:
     """io_socket cells (every model, interpreters and dask too; per connect mode) and the
     tutorial's pools.  ``pool``: the process pools' workers; below ``tasks`` and above 2
@@ -606,7 +613,7 @@ def newer_cells(
                              group=f"io_socket:{connect}:tasks={tasks}",
                              save_data=True))  # fmt: skip
     # The tutorial's pools (benchmarks/test_seed.py): three ways to gather the results.
-    for model in ("threads", "processes"):
+    for model in ("threads", "processes") if seed_pools else ():
         for collect, factor in (("callback", 1.0), ("result", 1.01), ("as_completed", 1.02)):
             wall = (0.203 if model == "threads" else 0.24) * factor
             out.append(_cell(rng, bound="io", workload=f"seed_pool_{model}", model=model,
@@ -651,6 +658,42 @@ def as_plugin(
     # One start-up cell, whatever start methods ``like`` had.
     startups = [c for c in out if c["extra_info"]["workload"] == "startup"]
     return [c for c in out if c["extra_info"]["workload"] != "startup"] + startups[:1]
+
+
+# The longest parameters the suite's profiles give each workload (benchmarks/: the full
+# profile's cpu_loop and cpu_native, io_sleep's k and d, io_socket's 1 KiB round trips
+# over fresh connections), the server styles of workloads.net and the echo profiles'
+# payloads and connection counts: what the charts' labels must hold.
+LONGEST_PARAMS: dict[str, dict[str, Any]] = {
+    "cpu_loop": {"n": 5_000_000, "yield_every": 1_000},
+    "cpu_native": {"size": 4 << 20, "rounds": 64},
+    "io_sleep": {"k": 5, "d": 0.02},
+}
+ALL_STYLES = ("threaded", "gevent", "nonblocking", "select", "selectors", "generator",
+              "asyncio", "asyncio_protocol", "uvloop")  # fmt: skip
+LONG_PLUGIN = "loky_process_pool"
+
+
+def longest_cells(seed: int, *, gil: bool = True) -> list[dict[str, Any]]:
+    """One run of every kind of cell, every built-in model and a plugin, with the longest
+    parameter strings, task counts and server styles the suite makes."""
+    rng = random.Random(seed)
+    cells = synthetic_run(seed, gil=gil, task_counts=(1, 2, 4, 8), net=False)
+    for cell in cells:
+        extra = cell["extra_info"]
+        if extra["workload"] in LONGEST_PARAMS:
+            extra["params"] = dict(LONGEST_PARAMS[extra["workload"]])
+    work = [c for c in cells if c["extra_info"]["workload"] in LONGEST_PARAMS]
+    cpu = [c for c in work if c["extra_info"]["bound"] == "cpu"]  # uvloop has its I/O cells
+    cells += as_plugin(cpu, "uvloop", like="asyncio", factor=0.98)
+    for name, factor in (("asyncio_processes", 1.03), ("interpreters", 1.05), ("dask", 1.3),
+                         (LONG_PLUGIN, 0.97)):  # fmt: skip
+        cells += as_plugin(cells, name, like="processes", factor=factor)
+    for tasks in (10, 100, 500):
+        cells += newer_cells(rng, tasks=tasks, connects=("keep", "fresh"), size=1024, pool=32,
+                             seed_pools=tasks == 10)  # fmt: skip
+    cells += _net(rng, ALL_STYLES, payloads=(64, 1024, 65536), connections_swept=(1, 10, 100))
+    return [*cells, *mixed_sweep(rng), *scale_sweep(rng), *convoy_sweep(rng)]
 
 
 def run_document(
