@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import _figures
 from ._cells import SPECIAL_WORKLOADS
+from ._draw import fmt_ratio
 from ._frame import BOUND_ORDER
 from ._runs import Run
 
@@ -128,7 +129,7 @@ def runner_up_text(row: Any) -> str:
     speedup = row.get("runner_up_speedup")
     if not isinstance(speedup, float) or not math.isfinite(speedup):
         return model
-    text = f"{model} {speedup:.2f}×"
+    text = f"{model} {fmt_ratio(speedup)}"
     low = row.get("ci_low")
     if isinstance(low, float) and math.isfinite(low) and speedup >= low:
         text += " (within the interval)"

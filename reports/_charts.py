@@ -30,6 +30,7 @@ from ._cells import (
 from ._draw import (
     PAGE_WIDTH_IN,
     Chart,
+    fmt_ratio,
     fmt_seconds,
     join_clauses,
     model_legend,
@@ -43,7 +44,7 @@ from ._models import ordered_models
 
 
 def _fmt_x(value: float) -> str:
-    return f"{value:.0f}×" if value >= 10 else f"{value:.2f}×"
+    return f"{value:.0f}×" if value >= 10 else f"{value:.2f}×"  # short: over a bar
 
 
 def _grouped_bars(
@@ -175,15 +176,15 @@ def chart_headline(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Ch
         if best["speedup"] < 1.1:
             clause = (
                 f"{workload} ({int(best['tasks'])} tasks): no model is 10% faster than serial"
-                f" (best {best['model']} {best['speedup']:.2f}×)"
+                f" (best {best['model']} {fmt_ratio(best['speedup'])})"
             )
         else:
             clause = (
                 f"{workload} ({int(best['tasks'])} tasks): {best['model']} is fastest at"
-                f" {best['speedup']:.2f}× serial"
+                f" {fmt_ratio(best['speedup'])} serial"
             )
         if len(ranked) > 1:
-            clause += f", {worst['model']} slowest at {worst['speedup']:.2f}×"
+            clause += f", {worst['model']} slowest at {fmt_ratio(worst['speedup'])}"
         clauses.append(clause)
     sentence = (
         join_clauses(clauses) + ". Dashed line: serial (1×); each model at its best worker count."

@@ -17,7 +17,7 @@ from ._cells import (
     short_params,
     varying_keys,
 )
-from ._draw import Chart, model_legend, new_figure, plain_log, save, styled, wide
+from ._draw import Chart, fmt_ratio, model_legend, new_figure, plain_log, save, styled, wide
 from ._models import ordered_models
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "++", "--")
@@ -170,7 +170,7 @@ def chart_environments(frame: pd.DataFrame, palette: dict[str, str], out: Path) 
         row = pivot.loc[(workload, model)].dropna()
         sentence = (
             f"{len(env_names)} environments; the largest difference is {model} on {workload}: "
-            + ", ".join(f"{row[e]:.2f}× on {e}" for e in row.index)
+            + ", ".join(f"{fmt_ratio(row[e])} on {e}" for e in row.index)
             + "."
         )
     return Chart("environments", "Interpreters and machines side by side", sentence, "",

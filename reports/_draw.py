@@ -132,6 +132,13 @@ def model_legend(
     figure_legend(fig, handles, kw.pop("title", "model"))
 
 
+def fmt_ratio(value: float) -> str:
+    """A speedup or ratio with three significant digits: 0.90×, 7.89×, 99.1×, 493×."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return (f"{value:.2f}" if value < 10 else fmt_sig(value)) + "×"
+
+
 def fmt_times(value: float) -> str:
     """A ratio as people say it: 300×, 9.4×."""
     return f"{value:.0f}×" if value >= 10 else f"{value:.1f}×"

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ._best import runner_up_text
-from ._draw import fmt_seconds, fmt_sig, share_text
+from ._draw import fmt_ratio, fmt_seconds, fmt_sig, share_text
 from ._figures import UNSTABLE_SPREAD, run_settings
 from ._frame import boundbench_info, params_label
 from ._models import model_rank
@@ -65,7 +65,7 @@ def result_table(rows: pd.DataFrame) -> pd.DataFrame:
             "rounds": rows["rounds"].map(lambda v: _num(v, ".0f")),
             "CPU": rows["cpu_s"].map(fmt_seconds),
             "ideal": rows["ideal_s"].map(fmt_seconds),
-            "speedup": rows["speedup"].map(lambda v: _num(v, ".2f") + "×" if pd.notna(v) else "–"),
+            "speedup": rows["speedup"].map(fmt_ratio),
             "efficiency": rows["efficiency"].map(
                 lambda v: _num(v * 100, ".0f") + "%" if pd.notna(v) else "–"
             ),
@@ -122,7 +122,9 @@ def best_table(best: pd.DataFrame) -> pd.DataFrame:
     if best.empty:
         return pd.DataFrame()
     interval = [
-        f"{low:.2f}–{high:.2f}×" if math.isfinite(low) and math.isfinite(high) else "–"
+        f"{fmt_ratio(low)[:-1]}–{fmt_ratio(high)}"
+        if math.isfinite(low) and math.isfinite(high)
+        else "–"
         for low, high in zip(best["ci_low"], best["ci_high"], strict=True)
     ]
     rows = [row for _i, row in best.iterrows()]
@@ -134,7 +136,7 @@ def best_table(best: pd.DataFrame) -> pd.DataFrame:
             "best model": best["model"],
             "workers": best["workers"].map(lambda v: _num(v, ".0f")),
             "median": best["median_s"].map(fmt_seconds),
-            "speedup": best["speedup"].map(lambda v: _num(v, ".2f") + "×" if pd.notna(v) else "–"),
+            "speedup": best["speedup"].map(fmt_ratio),
             "95% CI": interval,
             "runner-up": [runner_up_text(row) for row in rows],
         }
@@ -242,10 +244,13 @@ def unstable_table(rows: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     if shaky.empty:
         return "", pd.DataFrame()
     runs = ", ".join(dict.fromkeys(shaky["run_id"]))
+    one = len(shaky) == 1
     lead = (
-        f"{len(shaky)} cell{'s' if len(shaky) != 1 else ''} of run {runs} spread their rounds"
-        f" by more than {UNSTABLE_SPREAD:.0%} of their median (IQR ÷ median): rerun them"
-        " before reading much into their figures."
+        f"{len(shaky)} cell{'' if one else 's'} of run {runs}"
+        f" spread{'s its' if one else ' their'} rounds by more than {UNSTABLE_SPREAD:.0%} of"
+        f" {'its' if one else 'their'} median (IQR ÷ median): rerun"
+        f" {'it' if one else 'them'} before reading much into"
+        f" {'its figure' if one else 'their figures'}."
     )
     table = pd.DataFrame(
         {

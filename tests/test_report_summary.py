@@ -8,6 +8,7 @@ connections is said once per model and workload.
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,7 @@ def test_a_cap_shared_by_kept_and_fresh_connections_is_said_once(tmp_path: Path)
         assert summary.count(line) == 1
     bullets = [line for line in summary.splitlines() if line.startswith("- ")]
     assert len(bullets) == len(set(bullets)), "a sentence is repeated"
+    # Speedups keep three significant digits too (99.1×, not 99.14×; 0.90×).
+    speedups = re.findall(r"(\d[\d,]*(?:\.\d+)?)×", summary)
+    assert speedups
+    assert all(len(s.replace(",", "").replace(".", "").lstrip("0")) <= 3 for s in speedups)
