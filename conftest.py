@@ -31,7 +31,14 @@ from workloads import (
     resolve_spec,
 )
 from workloads.machine import library_versions, load_average, other_cpu_share
-from workloads.models import BROKEN_PLUGINS, DEFAULT_START_METHOD, MODELS, PLUGINS, START_METHODS
+from workloads.models import (
+    BROKEN_PLUGINS,
+    DEFAULT_START_METHOD,
+    MODELS,
+    PLUGINS,
+    START_METHODS,
+    report_facts,
+)
 from workloads.models.dask_model import check_scheduler_address
 
 # Version of the keys boundbench writes into saved runs (docs/contract.md); the report
@@ -246,6 +253,7 @@ def pytest_benchmark_update_machine_info(
     facts["schema_version"] = SCHEMA_VERSION
     facts["profile"] = config.getoption("profile")
     facts["libraries"] = library_versions()
+    facts["models"] = report_facts()
     facts["method"] = {
         "rounds": "interleaved",
         "trial_seed": config.getoption("trial_seed"),

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from . import _figures
-from ._charts import SPECIAL_WORKLOADS
+from ._cells import SPECIAL_WORKLOADS
+from ._draw import fmt_ratio
 from ._frame import BOUND_ORDER
 from ._runs import Run
 
@@ -43,7 +44,7 @@ def best_models(
 ) -> pd.DataFrame:
     """One row per (workload, parameters, tasks) of ``rows``: the fastest model.
 
-    ``rows`` hold one run per workload (``_charts.latest_per_workload``): cells of one
+    ``rows`` hold one run per workload (``_cells.latest_per_workload``): cells of one
     workload are only ever compared within one run.
 
     Columns: the frame's of the winning cell, plus ``ci_low``, ``ci_high``, ``ci_method``
@@ -128,7 +129,7 @@ def runner_up_text(row: Any) -> str:
     speedup = row.get("runner_up_speedup")
     if not isinstance(speedup, float) or not math.isfinite(speedup):
         return model
-    text = f"{model} {speedup:.2f}×"
+    text = f"{model} {fmt_ratio(speedup)}"
     low = row.get("ci_low")
     if isinstance(low, float) and math.isfinite(low) and speedup >= low:
         text += " (within the interval)"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _figures, _stats
+from ._models import run_facts
 from ._runs import Run
 
 MODES = ("time", "speedup", "efficiency")
@@ -472,14 +473,23 @@ def environment_label(run: Run) -> str:
 
 
 def library_differences(baseline: Run, current: Run) -> list[str]:
-    """Libraries whose version differs (or that only one run has), as phrases."""
+    """Libraries whose version differs (or that only one run has installed), as phrases
+    naming the models whose figures each shapes (``Model.libraries``, from the run).
+
+    Only libraries both runs record are compared: a run made before the suite recorded a
+    library (dask's, from the models' own lists) says nothing about it.
+    """
     before = _figures.libraries(baseline.machine_info)
     after = _figures.libraries(current.machine_info)
-    if not before or not after:
-        return []
+    shapes: dict[str, list[str]] = {}
+    for model, facts in run_facts(current.machine_info).items():
+        for library in facts.libraries:
+            shapes.setdefault(library, []).append(model)
     out = []
-    for name in sorted(set(before) | set(after)):
-        old, new = before.get(name), after.get(name)
+    for name in sorted(set(before) & set(after)):
+        old, new = before[name], after[name]
         if old != new:
-            out.append(f"{name} {old or 'absent'} vs {new or 'absent'}")
+            models = shapes.get(name)
+            whose = f" (for {', '.join(models)})" if models else ""
+            out.append(f"{name} {old or 'absent'} vs {new or 'absent'}{whose}")
     return out

@@ -265,23 +265,18 @@ def environment_label(machine: str, machine_info: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def libraries(machine_info: Mapping[str, Any]) -> dict[str, str]:
-    """``machine_info["boundbench"]["libraries"]``: distribution -> version ({} if absent)."""
+def libraries(machine_info: Mapping[str, Any]) -> dict[str, str | None]:
+    """``machine_info["boundbench"]["libraries"]``: distribution -> version, None where it
+    was not installed ({} if the run records none)."""
     facts = machine_info.get("boundbench")
     found = facts.get("libraries") if isinstance(facts, dict) else None
     if not isinstance(found, dict):
         return {}
-    return {str(name): str(version) for name, version in found.items()}
+    return {str(name): None if v is None else str(v) for name, v in found.items()}
 
 
 # --- which model is best, and by how much -------------------------------------------
 
-# The crossover chart asks when work that is partly CPU should leave the process: these
-# models run every task in one process (one GIL on a GIL build), those spread tasks over
-# processes or over interpreters with a GIL each.  A model in neither (a plugin) is drawn
-# but takes no side in the crossover sentence.
-SINGLE_PROCESS_MODELS = frozenset({"serial", "generator", "threads", "gevent", "asyncio", "uvloop"})
-MULTI_PROCESS_MODELS = frozenset({"processes", "asyncio_processes", "interpreters", "dask"})
 # Confidence of the interval on a best model's speedup, and its bootstrap resamples.
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -413,3 +408,55 @@ def mixed_one_process_ideal(extra: Mapping[str, Any]) -> float | None:
     wait = max(0.0, (1.0 - share) * task_s)  # type: ignore[operator]
     ideal = max(tasks * cpu, cpu + wait)
     return ideal if ideal > 0 else None
+
+
+# --- the CPU share a mixed cell really had ------------------------------------------
+
+# How a mixed cell's share was found (``measured_share``), most direct first.
+SHARE_SOURCES = ("serial", "per_iter", "asked")
+
+
+def serial_shares(benchmarks: Iterable[Mapping[str, Any]]) -> dict[BaselineKey, float]:
+    """The CPU share serial's mixed cells measured, per (workload, parameters, tasks):
+    CPU seconds ÷ wall seconds of a round (``cpu_s`` and the rounds' mean, both means).
+
+    Serial runs the tasks one after another, so this is one task's CPU time ÷ wall time,
+    the figure the README tells users to compute for their own work.
+    """
+    found: dict[BaselineKey, list[float]] = {}
+    for bench in benchmarks:
+        extra = bench.get("extra_info") or {}
+        if extra.get("model") != "serial" or extra.get("bound") != "mixed":
+            continue
+        stats = bench.get("stats") or {}
+        wall = _positive(stats.get("mean")) or _positive(stats.get("median"))
+        cpu = _number(extra.get("cpu_s"))
+        if wall is not None and cpu is not None and cpu >= 0:
+            found.setdefault(baseline_key(extra), []).append(min(1.0, cpu / wall))
+    return {key: statistics.median(values) for key, values in found.items()}
+
+
+def measured_share(extra: Mapping[str, Any], serial: float | None) -> tuple[float, str] | None:
+    """(the CPU share a mixed cell had, how it was found), or None if it asked for none.
+
+    ``serial``: the share its serial cell measured (``serial_shares``).  Without one, the
+    CPU part from the session's measured seconds per iteration against the waits the
+    parameters ask for; without that, the share asked for (``cpu_share``).  A fixed
+    iteration count is a smaller share on a faster host: the chart stands at the share
+    the work had, as a user measures theirs.
+    """
+    params = extra.get("params")
+    params = params if isinstance(params, dict) else {}
+    asked = _number(extra.get("cpu_share"))
+    asked = asked if asked is not None else _number(params.get("cpu_share"))
+    if asked is None:
+        return None
+    if serial is not None:
+        return serial, "serial"
+    iters, per_iter = _number(params.get("cpu_iters")), _positive(extra.get("seconds_per_iter"))
+    task_s = _positive(params.get("task_s"))
+    if iters is not None and per_iter is not None and task_s is not None:
+        cpu, wait = iters * per_iter, max(0.0, (1.0 - asked) * task_s)
+        if cpu + wait > 0:
+            return cpu / (cpu + wait), "per_iter"
+    return asked, "asked"

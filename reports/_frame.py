@@ -26,24 +26,9 @@ import pandas as pd
 
 from . import _figures
 from ._figures import params_key
+from ._models import FACT_COLUMNS, ModelFacts, fact_columns, run_facts
 from ._runs import Run
 
-# The order of models in charts and tables: serial (every speedup's base) first, then the
-# built-in models in registry order, then any other model (a plugin, a server style)
-# alphabetically.  A new model needs no entry here: it sorts after these, and its colour
-# comes from its name (``reports._charts.colour_for``).
-MODEL_ORDER = (
-    "serial",
-    "generator",
-    "threads",
-    "processes",
-    "gevent",
-    "asyncio",
-    "uvloop",
-    "asyncio_processes",
-    "interpreters",
-    "dask",
-)
 BOUND_ORDER = ("cpu", "io", "mixed", "net")
 NET_COLUMNS = (
     "payload",
@@ -77,6 +62,9 @@ SWEEP_NUMBERS = (
     "switch_interval_s",
 )
 SWEEP_WORDS = ("cpu_kind", "cpu_placement")
+# The crossover cells also get ``cpu_share_measured`` (0-1), the share the work had on the
+# host (serial's CPU time ÷ wall time, ``_figures.measured_share``), and
+# ``cpu_share_source`` (one of ``_figures.SHARE_SOURCES``): ``cpu_share`` is what was asked.
 # extra_info (or params) facts that tell apart cells of one workload, parameters, tasks,
 # model and workers (the tutorial's pools gathered by callback, result() or
 # as_completed): the frame keeps them in ``variant``, out of ``params``.
@@ -129,6 +117,9 @@ COLUMNS = (
     "environment",
     "variant",
     "sweep",
+    # The model's facts from its run (``reports._models``): its place in charts and
+    # tables, single- or multi-process, its colour seed.
+    *FACT_COLUMNS,
 )
 
 
@@ -198,6 +189,8 @@ def _row(
     bench: dict[str, Any],
     python: tuple[str, str, bool],
     serial: dict[_figures.BaselineKey, float],
+    models: dict[str, ModelFacts],
+    shares: dict[_figures.BaselineKey, float],
 ) -> dict[str, Any]:
     extra = bench.get("extra_info") or {}
     stats = bench.get("stats") or {}
@@ -251,6 +244,7 @@ def _row(
         "environment": _figures.environment_label(run.machine, run.machine_info),
         "variant": _variant(extra, params),
         "sweep": sweep_of(bench.get("group"), extra),
+        **fact_columns(str(extra["model"]), models),
     }
     median = row["median_s"] if math.isfinite(row["median_s"]) and row["median_s"] > 0 else None
     reference = serial.get(_figures.baseline_key(extra))
@@ -266,6 +260,10 @@ def _row(
         value = extra.get(key, params.get(key))
         if value is not None:
             row[key] = _num(value) if key in SWEEP_NUMBERS else str(value)
+    if row["sweep"] == "crossover":
+        found = _figures.measured_share(extra, shares.get(_figures.baseline_key(extra)))
+        if found is not None:
+            row["cpu_share_measured"], row["cpu_share_source"] = found
     if row["bound"] == "net" or any(key in extra for key in NET_COLUMNS):
         for key in NET_COLUMNS:
             row[key] = _num(extra.get(key))
@@ -299,13 +297,6 @@ def _fmt_int(value: Any) -> str:
     return "?" if math.isnan(number) else str(int(number))
 
 
-def model_sort_key(name: str) -> tuple[int, str]:
-    try:
-        return MODEL_ORDER.index(name), name
-    except ValueError:
-        return len(MODEL_ORDER), name
-
-
 def empty_frame() -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype="object") for column in COLUMNS})
 
@@ -321,11 +312,13 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     for run in runs:
         python = _interpreter(run)
         serial = _figures.serial_medians(run.benchmarks)
-        rows.extend(_row(run, bench, python, serial) for bench in run.benchmarks)
+        models = run_facts(run.machine_info)
+        shares = _figures.serial_shares(run.benchmarks)
+        rows.extend(_row(run, bench, python, serial, models, shares) for bench in run.benchmarks)
     if not rows:
         return empty_frame()
     frame = pd.DataFrame.from_records(rows)
-    for column in (*NET_COLUMNS, *SWEEP_NUMBERS):
+    for column in (*NET_COLUMNS, *SWEEP_NUMBERS, "cpu_share_measured"):
         if column in frame.columns:
             frame[column] = frame[column].astype("float64")
     frame["datetime"] = pd.to_datetime(
@@ -350,7 +343,9 @@ def build_frame(runs: Iterable[Run]) -> pd.DataFrame:
     ordered = [c for c in COLUMNS if c in frame.columns]
     ordered += [c for c in frame.columns if c not in ordered]
     frame = frame[ordered]
-    frame["_rank"] = frame["model"].map(lambda name: model_sort_key(name)[0])
+    frame["model_order"] = frame["model_order"].astype("float64")
+    frame["colour_seed"] = frame["colour_seed"].astype("Int64")
+    frame["_rank"] = frame["model_order"].fillna(math.inf)
     frame = frame.sort_values(
         ["datetime", "run_number", "run_id", "workload", "params", "tasks", "_rank", "model"],
         na_position="first",

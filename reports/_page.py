@@ -1,30 +1,38 @@
-"""The report page (``index.html``, self-contained) and ``summary.md`` for CI job summaries."""
+"""The report page, ``index.html``: self-contained (charts embedded), to mail or archive."""
 
 from __future__ import annotations
 
 import base64
 import html
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ._best import best_models, interval_note, runner_up_text, stats_by_cell
-from ._charts import (
+from ._best import best_models, interval_note, stats_by_cell
+from ._cells import (
     SPECIAL_WORKLOADS,
-    Chart,
-    fmt_seconds,
     generic,
-    headline_cells,
     latest_per_workload,
     latest_run,
+    latest_sweep,
 )
-from ._figures import UNSTABLE_SPREAD, run_settings
-from ._frame import boundbench_info, model_sort_key, params_label
+from ._draw import Chart
+from ._models import ordered_models
 from ._runs import Run
-from ._sweeps import convoy_table, scale_points
+from ._tables import (
+    BEST_LEAD,
+    NUMERIC_HEADS,
+    best_table,
+    capped_lines,
+    convoy_page_table,
+    machine_table,
+    net_table,
+    result_table,
+    scale_table,
+    unstable_table,
+)
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
@@ -68,226 +76,6 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _num(value: Any, fmt: str) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(number):
-        return "–"
-    return format(number, fmt)
-
-
-def result_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """The columns people read, formatted, in registry order."""
-    if rows.empty:
-        return pd.DataFrame()
-    rows = rows.assign(_r=rows["model"].map(lambda m: model_sort_key(m)[0]))
-    rows = rows.sort_values(["bound", "workload", "params", "tasks", "_r", "workers"])
-    table = pd.DataFrame(
-        {
-            "bound": rows["bound"],
-            "workload": rows["workload"],
-            "parameters": [
-                " ".join(part for part in (params_label(p), v) if part)
-                for p, v in zip(rows["params"], rows["variant"].fillna(""), strict=True)
-            ]
-            if "variant" in rows
-            else rows["params"].map(params_label),
-            "tasks": rows["tasks"].map(lambda v: _num(v, ".0f")),
-            "model": rows["model"],
-            "workers": rows["workers"].map(lambda v: _num(v, ".0f")),
-            "median": rows["median_s"].map(fmt_seconds),
-            "IQR": rows["iqr_s"].map(fmt_seconds)
-            + rows["unstable"].map(lambda u: " ⚠ unstable" if u else ""),
-            "rounds": rows["rounds"].map(lambda v: _num(v, ".0f")),
-            "CPU": rows["cpu_s"].map(fmt_seconds),
-            "ideal": rows["ideal_s"].map(fmt_seconds),
-            "speedup": rows["speedup"].map(lambda v: _num(v, ".2f") + "×" if pd.notna(v) else "–"),
-            "efficiency": rows["efficiency"].map(
-                lambda v: _num(v * 100, ".0f") + "%" if pd.notna(v) else "–"
-            ),
-        }
-    )
-    if "start_method" in rows and rows["start_method"].notna().any():
-        table.insert(6, "start method", rows["start_method"].fillna(""))
-    return table
-
-
-def net_table(rows: pd.DataFrame) -> pd.DataFrame:
-    if "throughput_rps" not in rows.columns:
-        return pd.DataFrame()
-    rows = rows[rows["bound"] == "net"]
-    if rows.empty:
-        return pd.DataFrame()
-    rows = rows.sort_values(["payload", "connections", "model"])
-    return pd.DataFrame(
-        {
-            "style": rows["model"],
-            "payload (B)": rows["payload"].map(lambda v: _num(v, ".0f")),
-            "connections": rows["connections"].map(lambda v: _num(v, ".0f")),
-            "requests": rows["requests"].map(lambda v: _num(v, ".0f")),
-            "throughput (req/s)": rows["throughput_rps"].map(lambda v: _num(v, ",.0f")),
-            "MB/s": rows["throughput_mb_s"].map(lambda v: _num(v, ".2f")),
-            "p50 (ms)": rows["latency_p50_ms"].map(lambda v: _num(v, ".3f")),
-            "p99 (ms)": rows["latency_p99_ms"].map(lambda v: _num(v, ".3f")),
-            "p99.9 (ms)": rows["latency_p999_ms"].map(lambda v: _num(v, ".3f")),
-            "errors": rows["errors"].map(lambda v: _num(v, ".0f")),
-            "server CPU": rows["server_cpu_s"].map(fmt_seconds),
-        }
-    )
-
-
-def work_label(row: Any) -> str:
-    """``python CPU 25%`` for a crossover cell, else its parameters."""
-    share = row.get("cpu_share") if hasattr(row, "get") else None
-    if isinstance(share, float) and math.isfinite(share):
-        kind = row.get("cpu_kind")
-        return f"{kind if isinstance(kind, str) else '?'} CPU {share:.0%}"
-    return params_label(row["params"])
-
-
-def latest_sweep(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The cells of one sweep in the most recent run that has it (as its chart)."""
-    if frame.empty or "sweep" not in frame.columns:
-        return frame.iloc[:0]
-    return latest_run(frame[frame["sweep"] == name])
-
-
-def best_table(best: pd.DataFrame) -> pd.DataFrame:
-    """``reports._best.best_models`` as people read it (with the run when several)."""
-    if best.empty:
-        return pd.DataFrame()
-    interval = [
-        f"{low:.2f}–{high:.2f}×" if math.isfinite(low) and math.isfinite(high) else "–"
-        for low, high in zip(best["ci_low"], best["ci_high"], strict=True)
-    ]
-    rows = [row for _i, row in best.iterrows()]
-    table = pd.DataFrame(
-        {
-            "workload": best["workload"],
-            "work": [work_label(row) for row in rows],
-            "tasks": best["tasks"].map(lambda v: _num(v, ".0f")),
-            "best model": best["model"],
-            "workers": best["workers"].map(lambda v: _num(v, ".0f")),
-            "median": best["median_s"].map(fmt_seconds),
-            "speedup": best["speedup"].map(lambda v: _num(v, ".2f") + "×" if pd.notna(v) else "–"),
-            "95% CI": interval,
-            "runner-up": [runner_up_text(row) for row in rows],
-        }
-    )
-    if best["run_id"].nunique() > 1:
-        table.insert(0, "run", best["run_id"])
-    return table
-
-
-def scale_table(rows: pd.DataFrame) -> pd.DataFrame:
-    points = scale_points(rows)
-    if points.empty:
-        return pd.DataFrame()
-    points = points.assign(_r=points["model"].map(lambda m: model_sort_key(m)[0]))
-    points = points.sort_values(["scale_variant", "_r", "model", "tasks"])
-
-    def column(name: str, fmt: str) -> Any:
-        if name not in points.columns:
-            return ["–"] * len(points)
-        return points[name].map(lambda v: _num(v, fmt))
-
-    return pd.DataFrame(
-        {
-            "variant": points["scale_variant"],
-            "model": points["model"],
-            "tasks": points["tasks"].map(lambda v: _num(v, ",.0f")),
-            "workers": points["workers"].map(lambda v: _num(v, ",.0f")),
-            "median": points["median_s"].map(fmt_seconds),
-            "ideal": points["ideal_s"].map(fmt_seconds),
-            "efficiency": points["efficiency"].map(
-                lambda v: _num(v * 100, ".0f") + "%" if pd.notna(v) else "–"
-            ),
-            "µs/task": column("us_per_task", ".3g"),
-            "CPU µs/task": column("cpu_us_per_task", ".3g"),
-            "KB/task": column("kb_per_task", ".3g"),
-        }
-    )
-
-
-def convoy_page_table(rows: pd.DataFrame) -> pd.DataFrame:
-    points = convoy_table(rows)
-    if points.empty:
-        return pd.DataFrame()
-
-    def column(name: str, fmt: str) -> Any:
-        if name not in points.columns:
-            return ["–"] * len(points)
-        return points[name].map(lambda v: _num(v, fmt))
-
-    return pd.DataFrame(
-        {
-            "CPU work in": points["cpu_placement"],
-            "switch interval": points["switch_interval_s"].map(lambda v: f"{v * 1e3:g} ms"),
-            "CPU threads": points["cpu_threads"].map(lambda v: _num(v, ".0f")),
-            "throughput (req/s)": column("throughput_rps", ",.0f"),
-            "p50 (ms)": column("latency_p50_ms", ".3g"),
-            "p99 (ms)": column("latency_p99_ms", ".3g"),
-            "slowdown": points["slowdown"].map(
-                lambda v: _num(v, ".1f") + "×" if pd.notna(v) else "–"
-            ),
-        }
-    )
-
-
-NUMERIC_HEADS = frozenset(
-    {"tasks", "workers", "median", "IQR", "rounds", "CPU", "ideal", "speedup", "efficiency",
-     "payload (B)", "connections", "requests", "throughput (req/s)", "MB/s", "p50 (ms)",
-     "p99 (ms)", "p99.9 (ms)", "errors", "server CPU", "benchmarks", "95% CI",
-     "µs/task", "CPU µs/task", "KB/task", "CPU threads", "switch interval", "slowdown"}
-)  # fmt: skip
-
-
-UNSTABLE_PREFIX = "unstable: "
-
-
-def unstable_lines(rows: pd.DataFrame) -> list[str]:
-    """One line per unstable cell (rounds spread over the limit), like pyperf's warning;
-    the most spread first."""
-    if rows.empty or "unstable" not in rows:
-        return []
-    shaky = rows[rows["unstable"]].sort_values("spread", ascending=False)
-    return [
-        f"{UNSTABLE_PREFIX}{row.cell} in run {row.run_id}: IQR {row.spread:.0%} of its median"
-        f" ({fmt_seconds(row.median_s)}, {row.rounds} rounds), above {UNSTABLE_SPREAD:.0%};"
-        " rerun it before reading much into it"
-        for row in shaky.itertuples()
-    ]
-
-
-def void_lines(rows: pd.DataFrame) -> list[str]:
-    """Cells that threw rounds away as void (``extra_info["void_rounds"]``) and ran them
-    again: their figure stands, but the reader should know the host interfered."""
-    if rows.empty or "void_rounds" not in rows:
-        return []
-    voided = rows[rows["void_rounds"].fillna(0) > 0]
-    return [
-        f"{row.cell} in run {row.run_id}: {row.void_rounds} void round(s) thrown away and"
-        " run again (they measured something other than the cell, such as a CPU worker"
-        " the GIL never let run); the figure is from the rounds kept"
-        for row in voided.itertuples()
-    ]
-
-
-def capped_lines(rows: pd.DataFrame) -> list[str]:
-    """Cells whose pool the harness capped below the task count: say so, not the model's cost."""
-    if rows.empty or "cap_limit" not in rows:
-        return []
-    capped = rows[rows["cap_limit"].notna()]
-    return [
-        f"{row.cell}: the harness caps this pool at {row.workers_cap} workers for"
-        f" {row.tasks} tasks, so it can reach at most {row.cap_limit:.0%} efficiency;"
-        " the gap to the ideal is the cap's, not the model's cost"
-        for row in capped.itertuples()
-    ]
-
-
 def html_table(table: pd.DataFrame, palette: dict[str, str] | None = None) -> str:
     if table.empty:
         return "<p>No rows.</p>"
@@ -310,53 +98,6 @@ def html_table(table: pd.DataFrame, palette: dict[str, str] | None = None) -> st
     )
 
 
-def machine_table(runs: Sequence[Run], frame: pd.DataFrame) -> pd.DataFrame:
-    counts = frame.groupby("run_id").size() if not frame.empty else pd.Series(dtype="int64")
-    rows = []
-    for run in runs:
-        info = run.machine_info
-        bb = boundbench_info(info)
-        cpu: dict[str, Any] = info["cpu"] if isinstance(info.get("cpu"), dict) else {}
-        rows.append(
-            {
-                "run": run.run_id,
-                "datetime": run.datetime or "",
-                "commit": (run.commit or "")[:10],
-                "machine": run.machine,
-                "system": f"{info.get('system', '')} {info.get('release', '')}".strip(),
-                "CPU": cpu.get("brand_raw") or info.get("processor") or "",
-                "cores (usable)": f"{bb.get('cpu_count', cpu.get('count', '?'))}"
-                f" ({bb.get('cpu_usable', '?')})",
-                "Python": " ".join(
-                    str(bb.get(key) or info.get(key) or "")
-                    for key in ("python_implementation", "python_version")
-                ),
-                "build": bb.get("python_build") or " ".join(info.get("python_build") or []),
-                "free-threaded": _yes(bb.get("free_threading_build")),
-                "GIL": "on" if bb.get("gil_enabled", True) else "off",
-                "switch interval": f"{bb['switch_interval'] * 1e3:g} ms"
-                if isinstance(bb.get("switch_interval"), int | float)
-                else "",
-                "start method": run_settings(info)[1] or "",
-                "benchmarks": int(counts.get(run.run_id, 0)),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-BEST_LEAD = (
-    "For each workload, its parameters (for mixed work: the CPU share) and task count of"
-    " the latest run: the model with the lowest median at its best worker count, its"
-    " speedup over serial, and the runner-up among the other models."
-)
-
-
-def _yes(value: Any) -> str:
-    if value is None:
-        return "?"
-    return "yes" if value else "no"
-
-
 def _image(out: Path, chart: Chart) -> str:
     data = base64.b64encode((out / chart.png).read_bytes()).decode("ascii")
     return f"data:image/png;base64,{data}"
@@ -373,6 +114,7 @@ def write_page(
     palette: dict[str, str],
     warnings: Sequence[str] = (),
     best: pd.DataFrame | None = None,
+    unstable: pd.DataFrame | None = None,
 ) -> Path:
     """``index.html`` with the charts embedded, so the one file can be mailed or archived."""
     charts = list(charts)
@@ -399,12 +141,18 @@ def write_page(
     parts.append("<h2>Charts</h2>")
     for chart in charts:
         note = f' <span class="note">From {_e(chart.run_note)}.</span>' if chart.run_note else ""
+        if chart.caption:
+            note += f' <span class="note">{_e(chart.caption)}</span>'
         parts.append(
             f'<figure id="{_e(chart.name)}"><img src="{_image(out, chart)}"'
             f' alt="{_e(chart.title)}: {_e(chart.sentence)}">'
             f"<figcaption><strong>{_e(chart.title)}.</strong> {_e(chart.sentence)}{note}"
             f' <a href="{_e(chart.svg)}">SVG</a></figcaption></figure>'
         )
+    lead, shaky = unstable_table(latest if unstable is None else unstable)
+    if not shaky.empty:
+        parts.append(f'<h2 id="unstable">Unstable cells ({len(shaky)})</h2><p>{_e(lead)}</p>')
+        parts.append(html_table(shaky))
     if not best.empty:
         parts.append(
             '<h2 id="best-model">Which model is fastest, per workload and task count</h2>'
@@ -469,66 +217,9 @@ def overview(runs: Sequence[Run], frame: pd.DataFrame) -> str:
     pythons = sorted(frame["interpreter"].unique())
     nruns = frame["run_id"].nunique()
     workloads = sorted(frame["workload"].unique())
-    models = sorted(frame["model"].unique(), key=model_sort_key)
+    models = ordered_models(frame)
     return (
         f"{len(frame)} benchmarks from {nruns} run{'s' if nruns != 1 else ''}"
         f" on {', '.join(machines)} with {', '.join(pythons)}; workloads: {', '.join(workloads)};"
         f" models: {', '.join(models)}."
     )
-
-
-def _md_table(table: pd.DataFrame) -> list[str]:
-    if table.empty:
-        return []
-    lines = [
-        "| " + " | ".join(str(c) for c in table.columns) + " |",
-        "|" + "|".join("---:" if c in NUMERIC_HEADS else "---" for c in table.columns) + "|",
-    ]
-    for row in table.itertuples(index=False, name=None):
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
-    return lines
-
-
-def write_summary(
-    out: Path,
-    *,
-    title: str,
-    runs: Sequence[Run],
-    frame: pd.DataFrame,
-    charts: Iterable[Chart],
-    problems: Sequence[str],
-    warnings: Sequence[str] = (),
-    best: pd.DataFrame | None = None,
-) -> Path:
-    """Markdown for ``$GITHUB_STEP_SUMMARY``: the findings and the headline table, short."""
-    latest = latest_run(frame)
-    if best is None:
-        best = best_models(latest_per_workload(frame), stats_by_cell(runs))
-    lines = [f"## {title}", "", overview(runs, frame), ""]
-    if warnings:
-        lines += [f"> ⚠️ {w}  " for w in warnings] + [""]
-    for chart in charts:
-        lines.append(f"- **{chart.title}**: {chart.sentence}")
-    lines.append("")
-    head = headline_cells(latest)
-    if not head.empty:
-        lines += [f"### Speedup over serial ({latest['run_id'].iloc[0]})", ""]
-        lines += _md_table(result_table(head))
-        lines.append("")
-        lines += [f"- {c}" for c in capped_lines(head)]
-    if not best.empty:
-        lines += ["### Which model is fastest", "", interval_note(best), ""]
-        lines += [*_md_table(best_table(best)), ""]
-    net = net_table(generic(latest))
-    if not net.empty:
-        lines += ["### Network (echo)", "", *_md_table(net), ""]
-    if problems:
-        lines += [f"### Inputs skipped ({len(problems)})", ""]
-        lines += [f"- `{p}`" for p in problems[:50]]
-        if len(problems) > 50:
-            lines.append(f"- … and {len(problems) - 50} more")
-        lines.append("")
-    lines.append("Full report: `index.html`; every row: `results.csv`.")
-    path = out / "summary.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path

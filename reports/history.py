@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _history
+from ._check_config import fraction, read_config
+from ._check_output import EXIT_BAD_INPUT, EXIT_OK, EXIT_REGRESSION
 from ._compare import (
     DEFAULT_MIN_EFFECT,
     HIGHER_IS_BETTER,
@@ -28,17 +30,7 @@ from ._compare import (
     measures,
 )
 from ._runs import DEFAULT_STORAGE, Run, load_runs
-from .check import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_REGRESSION,
-    OneLineParser,
-    _alpha,
-    _fraction,
-    _group_effect,
-    _write,
-    read_config,
-)
+from .check import OneLineParser, _alpha, _group_effect, _write
 
 PROG = "python -m reports history"
 DEFAULT_LAST = 20
@@ -113,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--min-effect",
-        type=_fraction,
+        type=fraction,
         default=None,
         metavar="E",
         help="smallest step or total drift that counts (default: the config's, else"

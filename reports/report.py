@@ -11,20 +11,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
 import pandas as pd
 
-from . import _best, _charts, _figures, _sweeps
-from ._charts import Chart
+from . import _best, _cells, _figures, _palette
+from ._draw import Chart
 from ._figures import UNSTABLE_SPREAD
 from ._frame import build_frame, missing_baselines
-from ._page import UNSTABLE_PREFIX, unstable_lines, void_lines, write_page, write_summary
-from ._page import latest_sweep as latest_sweep_of
+from ._page import write_page
+from ._registry import CHART_NAMES, draw_charts
 from ._runs import DEFAULT_STORAGE, Run, load_runs
+from ._summary import write_summary
+from ._tables import UNSTABLE_PREFIX, unstable_cells, unstable_lines, void_lines
 
 DEFAULT_OUT = Path("reports/out")
 PROG = "python -m reports"
@@ -40,8 +42,10 @@ class Report:
     frame: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
-    # what the reader must know to trust the figures: a busy host, unstable cells
+    # what the reader must know to trust the figures: a busy host, void rounds
     warnings: list[str] = field(default_factory=list)
+    # the latest run's cells whose rounds spread too far (a table after the findings)
+    unstable: pd.DataFrame = field(default_factory=pd.DataFrame)
     # the fastest model per workload, parameters and tasks of the latest run
     best: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -114,89 +118,22 @@ def build(runs: list[Run], problems: list[str]) -> Report:
         busy = _figures.host_load_warning(run.machine_info)
         if busy:
             report.warnings.append(f"run {run.run_id}: {busy}")
-    latest = _charts.latest_run(frame)
-    report.warnings.extend(unstable_lines(latest))
+    latest = _cells.latest_run(frame)
+    report.unstable = unstable_cells(latest)
     report.warnings.extend(void_lines(latest))
-    report.best = _best.best_models(_charts.latest_per_workload(frame), _best.stats_by_cell(runs))
+    report.best = _best.best_models(_cells.latest_per_workload(frame), _best.stats_by_cell(runs))
     return report
-
-
-def _environment(frame: pd.DataFrame) -> pd.Series:
-    return frame["machine"].astype(str) + " · " + frame["interpreter"].astype(str)
 
 
 def plot(report: Report, out: Path) -> list[Chart]:
     """Write every chart the data allows; a chart that fails is a problem line, not a crash."""
-    frame = report.frame
-    palette = _charts.make_palette(frame["model"])
-    latest = _charts.latest_run(frame)
-    env = _environment(frame)
-    # The trend is drawn for the environment with the most runs (ties: the latest's).
-    runs_per_env = frame.assign(env=env).groupby("env")["run_id"].nunique()
-    latest_env = env[latest.index[0]] if not latest.empty else None
-    trend_env = max(runs_per_env.index, key=lambda e: (runs_per_env[e], e == latest_env))
-
-    def latest_with(mask: pd.Series) -> pd.DataFrame:
-        return _charts.latest_run(frame[mask])
-
-    generic = frame.index.isin(_charts.generic(frame).index)
-
-    def latest_sweep(name: str) -> pd.DataFrame:
-        return latest_sweep_of(frame, name)
-
-    plan: list[tuple[str, Callable[[], Chart | None]]] = [
-        ("headline", lambda: _charts.chart_headline(latest, palette, out)),
-        ("efficiency", lambda: _charts.chart_efficiency(latest, palette, out)),
-        (
-            "crossover",
-            lambda: _sweeps.chart_crossover(latest_sweep("crossover"), palette, out),
-        ),
-        ("walltime", lambda: _charts.chart_walltime(latest, palette, out)),
-        ("cpu_wall", lambda: _charts.chart_cpu_wall(latest, palette, out)),
-        ("scale", lambda: _sweeps.chart_scale(latest_sweep("scale"), palette, out)),
-        ("convoy", lambda: _sweeps.chart_convoy(latest_sweep("convoy"), palette, out)),
-        ("trend", lambda: _charts.chart_trend(frame[env == trend_env], palette, out)),
-        ("environments", lambda: _charts.chart_environments(frame, palette, out)),
-        (
-            "net_throughput",
-            lambda: _charts.chart_net_throughput(
-                latest_with(generic & (frame["bound"] == "net")), palette, out
-            ),
-        ),
-        (
-            "net_latency",
-            lambda: _charts.chart_net_latency(
-                latest_with(generic & (frame["bound"] == "net")), palette, out
-            ),
-        ),
-        (
-            "seed",
-            lambda: _charts.chart_seed(
-                latest_with(frame["workload"].isin(_charts.SEED_WORKLOADS)), palette, out
-            ),
-        ),
-        (
-            "startup",
-            lambda: _charts.chart_startup(
-                latest_with(frame["workload"] == "startup"), palette, out
-            ),
-        ),
-    ]
-    charts = []
-    for name, make in plan:
-        try:
-            chart = make()
-        except Exception as exc:  # one bad chart must not cost the rest of the report
-            report.problems.append(f"chart {name}: not drawn ({type(exc).__name__}: {exc})")
-            continue
-        if chart is not None:
-            charts.append(chart)
-    report.charts = charts
-    return charts
+    palette = _palette.make_palette(report.frame)
+    report.charts = draw_charts(report.frame, palette, out, report.problems)
+    return report.charts
 
 
 def write(report: Report, out: Path, title: str) -> list[Path]:
-    palette = _charts.make_palette(report.frame["model"])
+    palette = _palette.make_palette(report.frame)
     csv = out / "results.csv"
     frame = report.frame.copy()
     frame["datetime"] = frame["datetime"].map(
@@ -213,6 +150,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         palette=palette,
         warnings=report.warnings,
         best=report.best,
+        unstable=report.unstable,
     )
     summary = write_summary(
         out,
@@ -223,13 +161,14 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         problems=report.problems,
         warnings=report.warnings,
         best=report.best,
+        unstable=report.unstable,
     )
     return [page, summary, csv]
 
 
 def _clear_old_charts(out: Path) -> None:
     # Only our own file names: a chart the data no longer allows must not linger.
-    for name in _charts.CHART_NAMES:
+    for name in CHART_NAMES:
         for suffix in (".png", ".svg"):
             (out / f"{name}{suffix}").unlink(missing_ok=True)
 
@@ -256,11 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr)
     # Unstable cells: a few are named on the terminal; past that, one line counts them
     # (a noisy host makes dozens) and the page and summary list every one.
-    unstable = [line for line in report.warnings if line.startswith(UNSTABLE_PREFIX)]
+    unstable = unstable_lines(report.unstable)
     many = len(unstable) > TERMINAL_UNSTABLE_LINES
-    for line in report.warnings:
-        if not (many and line.startswith(UNSTABLE_PREFIX)):
-            print(f"warning: {line}", file=sys.stderr)
+    for line in [*report.warnings, *([] if many else unstable)]:
+        print(f"warning: {line}", file=sys.stderr)
     if many:
         print(
             f"warning: {len(unstable)} cells are unstable (IQR above {UNSTABLE_SPREAD:.0%} of"

@@ -9,6 +9,7 @@ flattening pure-Python threads, sleeps overlapping, a little noise.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -333,14 +334,20 @@ def _extras(rng: random.Random, scale: float) -> list[dict[str, Any]]:
     return out
 
 
-def _net(rng: random.Random) -> list[dict[str, Any]]:
+def _net(
+    rng: random.Random,
+    styles: tuple[str, ...] = NET_STYLES,
+    payloads: tuple[int, ...] = (64, 4096),
+    connections_swept: tuple[int, ...] = (1, 16),
+) -> list[dict[str, Any]]:
     out = []
     base = {"threads": 9000.0, "selectors": 12000.0, "asyncio": 10000.0, "gevent": 11000.0}
-    for style in NET_STYLES:
-        for payload in (64, 4096):
-            for connections in (1, 16):
+    for style in styles:
+        for payload in payloads:
+            for connections in connections_swept:
                 requests = 2000
-                rps = base[style] * (1.6 if connections > 1 else 1.0) / (1 + payload / 16384)
+                rps = (base.get(style, 10000.0) * (1.6 if connections > 1 else 1.0)
+                       / (1 + payload / 16384))  # fmt: skip
                 rps *= math.exp(rng.gauss(0.0, 0.03))
                 p50 = connections / rps * 1000.0
                 extra = {
@@ -379,6 +386,8 @@ def _net(rng: random.Random) -> list[dict[str, Any]]:
 # --- the sweeps with charts of their own, and the newer groups -----------------------
 
 MIXED_SHARES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+# Seconds per iteration the suite sizes ``cpu_iters`` from (workloads/mixed.py).
+DOCUMENTED_ITER_S = 50e-9
 SINGLE = ("serial", "generator", "threads", "gevent", "asyncio", "uvloop")
 MULTI = ("processes", "asyncio_processes", "interpreters", "dask")
 
@@ -396,15 +405,22 @@ def mixed_cell(
     task_s: float = 0.2,
     spread: float = 0.02,
     save_data: bool = True,
+    per_iter: float = DOCUMENTED_ITER_S,
+    exact_cpu: bool = False,
 ) -> dict[str, Any]:
-    """One cell of the crossover sweep (group ``mixed:KIND``), as docs/contract.md says."""
-    per_iter = 50e-9
-    iters = round(share * task_s / per_iter)
+    """One cell of the crossover sweep (group ``mixed:KIND``), as docs/contract.md says.
+
+    ``cpu_iters`` is the suite's fixed count for the share asked for; ``per_iter`` is what
+    an iteration took on the host (half the documented 50 ns on a host twice as fast), so
+    the CPU part, ``cpu_s`` and the ideal follow the host.  ``exact_cpu``: ``cpu_s``
+    without its 2 % noise (the measured share is then exactly the one asked for).
+    """
+    iters = round(share * task_s / DOCUMENTED_ITER_S)
     cpu, wait = iters * per_iter, (1.0 - share) * task_s
     params = {"cpu_share": share, "task_s": task_s, "steps": 4, "cpu_iters": iters,
               "cpu_kind": kind}  # fmt: skip
     extra = {"cpu_share": share, "cpu_kind": kind, "seconds_per_iter": per_iter}
-    return _cell(
+    cell = _cell(
         rng,
         bound="mixed",
         workload="mixed",
@@ -421,25 +437,36 @@ def mixed_cell(
         rounds=9,
         save_data=save_data,
     )
+    if exact_cpu:
+        cell["extra_info"]["cpu_s"] = tasks * cpu
+    return cell
 
 
 def mixed_sweep(
-    rng: random.Random, *, tasks: int = 8, cpus: int = 2, task_s: float = 0.2
+    rng: random.Random,
+    *,
+    tasks: int = 8,
+    cpus: int = 2,
+    task_s: float = 0.2,
+    per_iter: float = DOCUMENTED_ITER_S,
 ) -> list[dict[str, Any]]:
     """A plausible crossover sweep on a GIL build: both kinds, every model.
 
     Python CPU: single-process models overlap only the waits (one GIL), so the pools of
     processes win once the CPU parts add up (between 10% and 25% here).  Native CPU:
-    threads run the hashing in parallel and keep up with the process pools.
+    threads run the hashing in parallel and keep up with the process pools.  On a host
+    where an iteration takes ``per_iter`` (25 ns: twice as fast), every share asked for
+    is a smaller share of the work.
     """
     out = []
     for kind in ("python", "native"):
         for share in MIXED_SHARES:
-            cpu, wait = share * task_s, (1.0 - share) * task_s
+            cpu = share * task_s * (per_iter / DOCUMENTED_ITER_S)
+            wait = (1.0 - share) * task_s
             one = max(tasks * cpu, cpu + wait)
             cores = max(tasks * cpu / cpus, cpu + wait)
             walls: dict[tuple[str, int], float] = {
-                ("serial", 1): tasks * task_s,
+                ("serial", 1): tasks * (cpu + wait),
                 ("generator", 1): one * 1.06 + 0.002,
                 ("gevent", 1): one * 1.05 + 0.003,
                 ("asyncio", 1): one * 1.04 + 0.002,
@@ -453,9 +480,13 @@ def mixed_sweep(
                 ("dask", cpus): tasks * (cpu + wait) / cpus * 1.1 + 0.05,
             }
             for (model, workers), wall in walls.items():
+                # Serial's cells measure the share (its CPU time ÷ wall time): steady here,
+                # so the work has exactly the share asked for on the documented host.
+                steady = model == "serial"
                 out.append(mixed_cell(rng, model=model, share=share, wall=wall, kind=kind,
-                                      tasks=tasks, workers=workers, cpus=cpus,
-                                      task_s=task_s))  # fmt: skip
+                                      tasks=tasks, workers=workers, cpus=cpus, task_s=task_s,
+                                      spread=0.0 if steady else 0.02, per_iter=per_iter,
+                                      exact_cpu=steady))  # fmt: skip
     return out
 
 
@@ -544,31 +575,45 @@ def convoy_sweep(
     return out
 
 
-def newer_cells(rng: random.Random, *, tasks: int = 100) -> list[dict[str, Any]]:
-    """io_socket cells with kept-alive connections (every model, interpreters and dask
-    too) and the tutorial's pools."""
+def newer_cells(
+    rng: random.Random,
+    *,
+    tasks: int = 100,
+    connects: tuple[str, ...] = ("keep",),
+    size: int = 64,
+    pool: int = 2,
+    seed_pools: bool = True,
+) -> list[dict[str, Any]]:
+    """io_socket cells (every model, interpreters and dask too; per connect mode) and the
+    tutorial's pools.  ``pool``: the process pools' workers; below ``tasks`` and above 2
+    the harness capped them (``workers_cap``), as it does at 32."""
     out = []
     k, delay = 5, 0.005
     ideal = k * delay
     overhead = {"serial": None, "generator": 0.0012, "threads": 0.004, "gevent": 0.002,
                 "asyncio": 0.0025, "uvloop": 0.0012, "processes": None,
                 "interpreters": None, "dask": None}  # fmt: skip
-    for model, extra_s in overhead.items():
-        if model == "serial":
-            workers, wall = 1, tasks * ideal * 1.02
-        elif extra_s is None:
-            workers = 2
-            wall = math.ceil(tasks / workers) * ideal * 1.03 + (0.08 if model == "dask" else 0.01)
-        else:
-            workers, wall = (tasks if model == "threads" else 1), ideal + extra_s
-        out.append(_cell(rng, bound="io", workload="io_socket", model=model, tasks=tasks,
-                         workers=workers,
-                         params={"k": k, "size": 64, "delay": delay, "connect": "keep"},
-                         wall=wall, cpu=wall * 0.2, ideal=ideal,
-                         group=f"io_socket:keep:tasks={tasks}",
-                         save_data=True))  # fmt: skip
+    for connect in connects:
+        for model, extra_s in overhead.items():
+            extra: dict[str, Any] = {}
+            if model == "serial":
+                workers, wall = 1, tasks * ideal * 1.02
+            elif extra_s is None:
+                workers = pool
+                wall = (math.ceil(tasks / workers) * ideal * 1.03
+                        + (0.08 if model == "dask" else 0.01))  # fmt: skip
+                if 2 < pool < tasks:
+                    extra["workers_cap"] = pool
+            else:
+                workers, wall = (tasks if model == "threads" else 1), ideal + extra_s
+            out.append(_cell(rng, bound="io", workload="io_socket", model=model, tasks=tasks,
+                             workers=workers,
+                             params={"k": k, "size": size, "delay": delay, "connect": connect},
+                             wall=wall, cpu=wall * 0.2, ideal=ideal, extra=extra,
+                             group=f"io_socket:{connect}:tasks={tasks}",
+                             save_data=True))  # fmt: skip
     # The tutorial's pools (benchmarks/test_seed.py): three ways to gather the results.
-    for model in ("threads", "processes"):
+    for model in ("threads", "processes") if seed_pools else ():
         for collect, factor in (("callback", 1.0), ("result", 1.01), ("as_completed", 1.02)):
             wall = (0.203 if model == "threads" else 0.24) * factor
             out.append(_cell(rng, bound="io", workload=f"seed_pool_{model}", model=model,
@@ -584,6 +629,73 @@ def sweep_cells(seed: int = 20) -> list[dict[str, Any]]:
     return [*mixed_sweep(rng), *scale_sweep(rng), *convoy_sweep(rng), *newer_cells(rng)]
 
 
+def as_plugin(
+    benchmarks: list[dict[str, Any]], name: str, *, like: str, factor: float = 1.0
+) -> list[dict[str, Any]]:
+    """Cells of a plugin model ``name`` the suite does not know: copies of ``like``'s
+    cells (workers, parameters, groups), each round ``factor`` times as long."""
+    out = []
+    for bench in benchmarks:
+        extra = bench["extra_info"]
+        if extra.get("model") != like or extra.get("bound") == "net":
+            continue
+        cell = copy.deepcopy(bench)
+        cell["extra_info"].update(model=name, flavour="sync")
+        cell["extra_info"].pop("start_method", None)
+        cell["extra_info"].get("params", {}).pop("start_method", None)
+        cell["name"] = cell["name"].replace(f"[{like}-", f"[{name}-")
+        cell["fullname"] = cell["fullname"].replace(f"[{like}-", f"[{name}-")
+        cell["param"] = cell["param"].replace(like, name, 1)
+        cell["params"]["model"] = name
+        stats = cell["stats"]
+        for key in ("min", "max", "mean", "median", "q1", "q3", "iqr", "stddev", "total"):
+            stats[key] *= factor
+        stats["ops"] /= factor
+        if "data" in stats:
+            stats["data"] = [value * factor for value in stats["data"]]
+        cell["extra_info"]["cpu_s"] *= factor
+        out.append(cell)
+    # One start-up cell, whatever start methods ``like`` had.
+    startups = [c for c in out if c["extra_info"]["workload"] == "startup"]
+    return [c for c in out if c["extra_info"]["workload"] != "startup"] + startups[:1]
+
+
+# The longest parameters the suite's profiles give each workload (benchmarks/: the full
+# profile's cpu_loop and cpu_native, io_sleep's k and d, io_socket's 1 KiB round trips
+# over fresh connections), the server styles of workloads.net and the echo profiles'
+# payloads and connection counts: what the charts' labels must hold.
+LONGEST_PARAMS: dict[str, dict[str, Any]] = {
+    "cpu_loop": {"n": 5_000_000, "yield_every": 1_000},
+    "cpu_native": {"size": 4 << 20, "rounds": 64},
+    "io_sleep": {"k": 5, "d": 0.02},
+}
+ALL_STYLES = ("threaded", "gevent", "nonblocking", "select", "selectors", "generator",
+              "asyncio", "asyncio_protocol", "uvloop")  # fmt: skip
+LONG_PLUGIN = "loky_process_pool"
+
+
+def longest_cells(seed: int, *, gil: bool = True) -> list[dict[str, Any]]:
+    """One run of every kind of cell, every built-in model and a plugin, with the longest
+    parameter strings, task counts and server styles the suite makes."""
+    rng = random.Random(seed)
+    cells = synthetic_run(seed, gil=gil, task_counts=(1, 2, 4, 8), net=False)
+    for cell in cells:
+        extra = cell["extra_info"]
+        if extra["workload"] in LONGEST_PARAMS:
+            extra["params"] = dict(LONGEST_PARAMS[extra["workload"]])
+    work = [c for c in cells if c["extra_info"]["workload"] in LONGEST_PARAMS]
+    cpu = [c for c in work if c["extra_info"]["bound"] == "cpu"]  # uvloop has its I/O cells
+    cells += as_plugin(cpu, "uvloop", like="asyncio", factor=0.98)
+    for name, factor in (("asyncio_processes", 1.03), ("interpreters", 1.05), ("dask", 1.3),
+                         (LONG_PLUGIN, 0.97)):  # fmt: skip
+        cells += as_plugin(cells, name, like="processes", factor=factor)
+    for tasks in (10, 100, 500):
+        cells += newer_cells(rng, tasks=tasks, connects=("keep", "fresh"), size=1024, pool=32,
+                             seed_pools=tasks == 10)  # fmt: skip
+    cells += _net(rng, ALL_STYLES, payloads=(64, 1024, 65536), connections_swept=(1, 10, 100))
+    return [*cells, *mixed_sweep(rng), *scale_sweep(rng), *convoy_sweep(rng)]
+
+
 def run_document(
     benchmarks: list[dict[str, Any]],
     *,
@@ -594,9 +706,15 @@ def run_document(
     free: bool = False,
     gil: bool = True,
     cpus: int = 2,
+    models: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A saved run; ``models``: what ``workloads.models.report_facts()`` saves (runs made
+    before it have none)."""
+    info = machine_info(node, python, free=free, gil=gil, cpus=cpus)
+    if models is not None:
+        info["boundbench"]["models"] = models
     return {
-        "machine_info": machine_info(node, python, free=free, gil=gil, cpus=cpus),
+        "machine_info": info,
         "commit_info": {
             "id": commit,
             "time": when,

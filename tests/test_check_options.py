@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports.check import main, rounds_needed
+from reports._check_output import rounds_needed
+from reports.check import main
 from tests.fixtures.check.synth import CELLS, MACHINE_INFO, run_data, write_run
 
 THREADS = CELLS[1]
@@ -188,6 +189,30 @@ def test_library_versions_and_a_busy_host_are_warned(
     assert "warning: different library versions: gevent 24.2.1 vs 24.11.1" in out
     assert "warning: current run: host busy: load average 1.70 before the run started" in out
     assert "baseline run: host busy" not in out
+
+
+def test_only_libraries_both_runs_record_are_compared_and_their_models_named(
+    storage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    machine = copy.deepcopy(MACHINE_INFO)
+    machine["boundbench"].update(
+        schema_version=2, libraries={"greenlet": "3.0.3", "pytest-benchmark": "5.1.0"}
+    )
+    save(storage, 1, machine=machine)
+    newer = copy.deepcopy(machine)
+    # The suite now records each model's libraries: dask's are new, not a difference.
+    newer["boundbench"]["libraries"] = {
+        "greenlet": "3.1.0",
+        "pytest-benchmark": "5.1.0",
+        "dask": "2026.1.0",
+        "uvloop": None,
+    }
+    save(storage, 2, machine=newer)
+    code, out, _ = check(capsys, storage)
+    assert code == 0
+    assert "warning: different library versions: greenlet 3.0.3 vs 3.1.0 (for gevent)\n" in out
+    assert "dask" not in out.split("different library versions")[1].splitlines()[0]
+    assert "None" not in out
 
 
 def test_a_busy_host_is_judged_by_what_else_used_the_cores(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from reports._check_config import read_config, read_shift_config
 from reports._compare import Row, Settings, shifts
-from reports.check import read_config, read_shift_config
 
 
 def row(key: str, group: str, model: str, worse_by: float) -> Row:

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import reports
-from reports import _charts
+from reports import _charts, _palette, _registry
 from reports._frame import COLUMNS, NET_COLUMNS, build_frame, missing_baselines
 from reports._runs import load_runs
 from reports.report import main
@@ -147,10 +147,25 @@ def test_report_writes_page_tables_and_every_chart(full_report: dict[str, object
     assert full_report["code"] == 0
     for name in PRODUCTS:
         assert (out / name).stat().st_size > 0
-    for name in _charts.CHART_NAMES:
+    for name in _registry.CHART_NAMES:
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert b"<svg" in (out / f"{name}.svg").read_bytes()[:2000], name
     assert "chart " not in str(full_report["stderr"]), "a chart failed to draw"
+
+
+def test_one_registry_names_every_chart_and_the_page_follows_its_order(
+    full_report: dict[str, object],
+) -> None:
+    names = _registry.CHART_NAMES
+    assert len(set(names)) == len(names)
+    out = full_report["out"]
+    assert isinstance(out, Path)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    shown = [name for name in names if f'<figure id="{name}">' in page]
+    assert shown == list(names)  # every fixture chart is drawn, in the registry's order
+    assert [page.index(f'<figure id="{name}">') for name in shown] == sorted(
+        page.index(f'<figure id="{name}">') for name in shown
+    )
 
 
 def test_results_csv_is_the_tidy_frame(full_report: dict[str, object]) -> None:
@@ -168,11 +183,11 @@ def test_page_is_self_contained_with_a_sentence_per_chart(full_report: dict[str,
     out = full_report["out"]
     assert isinstance(out, Path)
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert page.count("<img ") == len(_charts.CHART_NAMES)
-    assert page.count('src="data:image/png;base64,') == len(_charts.CHART_NAMES)
+    assert page.count("<img ") == len(_registry.CHART_NAMES)
+    assert page.count('src="data:image/png;base64,') == len(_registry.CHART_NAMES)
     assert "http://" not in page
     assert "https://" not in page
-    assert page.count("<figcaption>") == len(_charts.CHART_NAMES)
+    assert page.count("<figcaption>") == len(_registry.CHART_NAMES)
     assert "CPython 3.13.1t (GIL off)" in page
     assert "not valid JSON" in page  # what was skipped is on the page too
     summary = (out / "summary.md").read_text(encoding="utf-8")
@@ -215,20 +230,24 @@ def test_sentences_come_from_the_data(tmp_path: Path) -> None:
     rows = build_frame(runs)
     out = tmp_path / "out"
     out.mkdir()
-    chart = _charts.chart_headline(rows, _charts.make_palette(rows["model"]), out)
+    chart = _charts.chart_headline(rows, _palette.make_palette(rows["model"]), out)
     assert chart is not None
     assert "io_sleep (4 tasks)" in chart.sentence
     assert "uvloop slowest" in chart.sentence.split("io_sleep (4 tasks)")[1]
 
 
 def test_one_colour_per_model_in_every_chart() -> None:
-    palette = _charts.make_palette(["threads", "zeta_style", "alpha_style", "serial"])
-    assert palette["threads"] == _charts.PALETTE["threads"]
+    from workloads.models import MODELS
+
+    palette = _palette.make_palette(["threads", "zeta_style", "alpha_style", "serial"])
+    # threads' own colour: the base colour its class declares (Model.colour_seed)
+    assert palette["threads"] == _palette.BASE_COLOURS[MODELS["threads"].colour_seed or 0]
     assert palette["alpha_style"] != palette["zeta_style"]
-    again = _charts.make_palette(["zeta_style", "alpha_style"])
+    again = _palette.make_palette(["zeta_style", "alpha_style"])
     assert again["alpha_style"] == palette["alpha_style"]
     models = ("serial", "generator", "threads", "processes", "gevent", "asyncio", "uvloop")
-    assert len({_charts.PALETTE[m] for m in models}) == len(models)
+    every = _palette.make_palette(models)
+    assert len({every[m] for m in models}) == len(models)
 
 
 # --- bad input and usage -------------------------------------------------------------
@@ -317,12 +336,12 @@ def test_500_benchmarks_are_reported(tmp_path: Path) -> None:
 
 
 def test_every_model_and_server_style_has_its_own_colour() -> None:
-    # No list to keep up to date: a model missing from PALETTE gets a colour of its own.
+    # No list to keep up to date: every model and server style gets a colour of its own.
     from workloads.models import MODELS
     from workloads.net import STYLES
 
     names = [*MODELS, *(style for style in STYLES if style not in MODELS)]
-    palette = _charts.make_palette(names)
+    palette = _palette.make_palette(names)
     colours = [palette[name] for name in names]
     assert len(set(colours)) == len(colours), dict(zip(names, colours, strict=True))
 

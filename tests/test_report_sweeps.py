@@ -15,7 +15,19 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from reports import _best, _charts, _figures, _sweeps
+from reports import (
+    _best,
+    _cells,
+    _charts,
+    _charts_runs,
+    _charts_special,
+    _crossover,
+    _figures,
+    _models,
+    _palette,
+    _registry,
+    _sweeps,
+)
 from reports._frame import build_frame, missing_baselines
 from reports._runs import load_runs
 from reports.report import main
@@ -61,7 +73,8 @@ def out_dir(tmp_path: Path) -> Path:
 
 # --- the crossover ------------------------------------------------------------------
 
-# Speedups over serial (serial takes 1 s at every share): asyncio leads up to 25%,
+# Speedups over serial (serial takes its 8 tasks x 0.2 s, CPU and waits, at every share,
+# so the share it measures is the one asked for): asyncio leads up to 25%,
 # processes from 50%; the difference goes from -0.5 at 25% to +1.0 at 50%, so the lines
 # cross at 25 + 25 * 0.5 / 1.5 = 33.3%.
 CROSSING = {
@@ -74,21 +87,28 @@ NO_CROSSING = {
 }
 
 
+SERIAL_S = 8 * 0.2
+
+
 def sweep(table: dict[str, dict[float, float]], kind: str = "python") -> list[dict[str, Any]]:
     rng = random.Random(0)
     cells = []
     for share in sorted(next(iter(table.values()))):
-        cells.append(mixed_cell(rng, model="serial", share=share, wall=1.0, kind=kind, spread=0.0))
+        cells.append(mixed_cell(rng, model="serial", share=share, wall=SERIAL_S, kind=kind,
+                                spread=0.0, exact_cpu=True))  # fmt: skip
         for model, speedups in table.items():
             workers = 1 if model == "asyncio" else 2
-            cells.append(mixed_cell(rng, model=model, share=share, wall=1.0 / speedups[share],
-                                    kind=kind, workers=workers, spread=0.0))  # fmt: skip
+            cells.append(mixed_cell(rng, model=model, share=share,
+                                    wall=SERIAL_S / speedups[share], kind=kind,
+                                    workers=workers, spread=0.0))  # fmt: skip
     return cells
 
 
 def test_crossover_sentence_interpolates_the_crossing(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, [*sweep(CROSSING), *sweep(NO_CROSSING, kind="native")])
-    chart = _sweeps.chart_crossover(frame, _charts.make_palette(frame["model"]), out_dir(tmp_path))
+    chart = _crossover.chart_crossover(
+        frame, _palette.make_palette(frame["model"]), out_dir(tmp_path)
+    )
     assert chart is not None
     python, native = chart.sentence.split("; Native CPU work")
     assert python.startswith("Python CPU work, 8 tasks: on this machine, processes overtake")
@@ -108,11 +128,11 @@ def test_crossover_clause_per_panel_and_the_best_worker_count(tmp_path: Path) ->
     cells += [mixed_cell(rng, model="processes", share=share, wall=5.0, workers=8, spread=0.0)
               for share in (0.0, 0.25, 0.5, 1.0)]  # fmt: skip
     _, frame = frame_of(tmp_path, cells)
-    points = _sweeps.crossover_points(frame)
+    points = _crossover.crossover_points(frame)
     procs = points[points["model"] == "processes"]
     assert len(procs) == 4
     assert set(procs["workers"]) == {2}
-    assert _sweeps.crossover_clause(points).endswith(
+    assert _crossover.crossover_clause(points).endswith(
         "about 33 % (between the measured 25 % and 50 %)"
     )
 
@@ -124,14 +144,14 @@ LEVEL = {"threads": {0.5: 3.64}, "processes": {0.5: 3.31}}
 
 def test_a_lead_within_ten_percent_is_level_not_an_overtaking(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, sweep(LEVEL, kind="native"))
-    clause = _sweeps.crossover_clause(_sweeps.crossover_points(frame))
+    clause = _crossover.crossover_clause(_crossover.crossover_points(frame))
     assert clause == (
         "the best single-process model keeps up with processes at the one measured share"
         " (50 %), within 10% (at 50 %: threads 3.6×, processes 3.3×)"
     )
     # 18 % ahead is a lead, said with the same one-share wording.
     _, frame = frame_of(tmp_path, sweep({"threads": {0.5: 3.0}, "processes": {0.5: 3.53}}))
-    clause = _sweeps.crossover_clause(_sweeps.crossover_points(frame))
+    clause = _crossover.crossover_clause(_crossover.crossover_points(frame))
     assert clause == (
         "processes are ahead of the best single-process model at the one measured share (50 %)"
     )
@@ -157,16 +177,18 @@ def test_crossover_ideals_and_one_process_ideal() -> None:
     ],
 )
 def test_lead_intervals(points: list[tuple[float, float]], expected: list[Any]) -> None:
-    # pytest.approx compares flat sequences only (9.2 refuses nested ones): pair by pair.
-    got = _figures.lead_intervals(points)
-    assert len(got) == len(expected)
-    for interval, want in zip(got, expected, strict=True):
-        assert interval == pytest.approx(want)
+    # pytest.approx compares flat sequences only (pytest 9 refuses nested ones).
+    found = _figures.lead_intervals(points)
+    assert len(found) == len(expected)
+    for got, want in zip(found, expected, strict=True):
+        assert got == pytest.approx(want)
 
 
 def test_a_plausible_sweep_reads_as_the_issue_expects(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, mixed_sweep(random.Random(3)))
-    chart = _sweeps.chart_crossover(frame, _charts.make_palette(frame["model"]), out_dir(tmp_path))
+    chart = _crossover.chart_crossover(
+        frame, _palette.make_palette(frame["model"]), out_dir(tmp_path)
+    )
     assert chart is not None
     python, native = chart.sentence.split("; Native CPU work")
     assert "processes overtake the best single-process model from a CPU share of about" in python
@@ -186,7 +208,7 @@ def test_scale_sentence_names_where_each_model_falls_below_80_percent(tmp_path: 
         "gevent": (0.7, 0.6, 0.5, None, None),
     }
     _, frame = frame_of(tmp_path, scale_sweep(random.Random(0), efficiency=table, spread=0.0))
-    chart = _sweeps.chart_scale(frame, _charts.make_palette(frame["model"]), out_dir(tmp_path))
+    chart = _sweeps.chart_scale(frame, _palette.make_palette(frame["model"]), out_dir(tmp_path))
     assert chart is not None
     sleep = chart.sentence.split("; io_spin: ")[0]
     assert sleep.startswith("io_sleep: ")
@@ -204,7 +226,7 @@ def test_scale_without_memory_figures_draws_efficiency_only(tmp_path: Path) -> N
     for cell in cells:
         cell["extra_info"].pop("kb_per_task")
     _, frame = frame_of(tmp_path, cells)
-    chart = _sweeps.chart_scale(frame, _charts.make_palette(frame["model"]), out_dir(tmp_path))
+    chart = _sweeps.chart_scale(frame, _palette.make_palette(frame["model"]), out_dir(tmp_path))
     assert chart is not None
     assert "KB per task" not in chart.sentence
     assert missing_baselines(frame) == []  # no serial in the scale group, by design
@@ -216,7 +238,7 @@ def test_scale_without_memory_figures_draws_efficiency_only(tmp_path: Path) -> N
 def test_convoy_sentence_states_the_slowdown_with_one_cpu_thread(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, convoy_sweep(random.Random(0)))
     out = out_dir(tmp_path)
-    chart = _sweeps.chart_convoy(frame, _charts.make_palette(frame["model"]), out)
+    chart = _sweeps.chart_convoy(frame, _palette.make_palette(frame["model"]), out)
     assert chart is not None
     assert chart.sentence == (
         "With one CPU-bound thread beside the server (CPU work in threads, switch interval"
@@ -234,13 +256,13 @@ def test_convoy_sentence_states_the_slowdown_with_one_cpu_thread(tmp_path: Path)
     )
     assert first["slowdown"] == pytest.approx(300.0)
     # Convoy cells are echo cells too (bound "net"): they stay out of the echo charts.
-    assert _charts.chart_net_throughput(_charts.generic(frame), {}, out) is None
+    assert _charts_special.chart_net_throughput(_cells.generic(frame), {}, out) is None
 
 
 def test_convoy_without_the_default_interval_or_threads_still_reads(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, convoy_sweep(random.Random(0), one_thread={
         ("native", 0.001): 20_000.0, ("processes", 0.001): 25_000.0}))  # fmt: skip
-    chart = _sweeps.chart_convoy(frame, _charts.make_palette(frame["model"]), out_dir(tmp_path))
+    chart = _sweeps.chart_convoy(frame, _palette.make_palette(frame["model"]), out_dir(tmp_path))
     assert chart is not None
     assert chart.sentence.startswith("No cell with CPU work in threads at 0 and 1 CPU threads")
     assert "with the CPU work in native code 1.5×" in chart.sentence
@@ -305,9 +327,9 @@ def test_serial_as_the_best_model_has_no_interval(tmp_path: Path) -> None:
 
 def test_an_unknown_model_gets_a_stable_colour_of_its_own() -> None:
     name = "trio_via_anyio"
-    colour = _charts.colour_for(name)
-    assert colour not in _charts.PALETTE.values()
-    code = f"from reports._charts import colour_for; print(colour_for({name!r}))"
+    colour = _palette.colour_for(name)
+    assert colour not in _palette.RESERVED  # no base or server-style colour
+    code = f"from reports._palette import colour_for; print(colour_for({name!r}))"
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -317,19 +339,19 @@ def test_an_unknown_model_gets_a_stable_colour_of_its_own() -> None:
     slots: dict[str, str] = {}
     for i in range(500):
         other = f"plugin{i}"
-        if _charts.colour_for(other) in slots:
-            first = slots[_charts.colour_for(other)]
-            palette = _charts.make_palette([first, other])
+        if _palette.colour_for(other) in slots:
+            first = slots[_palette.colour_for(other)]
+            palette = _palette.make_palette([first, other])
             assert palette[first] != palette[other]
             break
-        slots[_charts.colour_for(other)] = other
+        slots[_palette.colour_for(other)] = other
     else:
         pytest.fail("no two names share a derived colour in 500 tries")
 
 
 def test_unknown_models_sort_after_the_built_in_ones() -> None:
     names = ["zeta_plugin", "threads", "alpha_plugin", "serial", "dask"]
-    assert _charts.ordered_models(names) == [
+    assert _models.ordered_models(names) == [
         "serial", "threads", "dask", "alpha_plugin", "zeta_plugin"]  # fmt: skip
 
 
@@ -344,17 +366,17 @@ def test_newer_cells_appear_in_the_generic_charts(tmp_path: Path) -> None:
     assert pools["cell"].nunique() == 3
     assert all("collect=" in label for label in pools["cell"])
     out = out_dir(tmp_path)
-    palette = _charts.make_palette(frame["model"])
+    palette = _palette.make_palette(frame["model"])
     head = _charts.chart_headline(frame, palette, out)
     assert head is not None
     assert "io_socket (100 tasks)" in head.sentence
-    cells = _charts.headline_cells(frame)
+    cells = _cells.headline_cells(frame)
     assert {"interpreters", "dask"} <= set(cells[cells["workload"] == "io_socket"]["model"])
     for make in (_charts.chart_efficiency, _charts.chart_walltime, _charts.chart_cpu_wall):
         assert make(frame, palette, out) is not None
-    seed = _charts.chart_seed(frame, palette, out)
+    seed = _charts_special.chart_seed(frame, palette, out)
     assert seed is not None  # the pools go to the generic charts, not the seed chart
-    assert _sweeps.chart_crossover(frame, palette, out) is None
+    assert _crossover.chart_crossover(frame, palette, out) is None
     assert _sweeps.chart_scale(frame, palette, out) is None
     assert _sweeps.chart_convoy(frame, palette, out) is None
 
@@ -383,7 +405,7 @@ def test_the_whole_report_with_every_kind_of_cell(
     assert main([str(src), "--out", str(out), "-q"]) == 0
     assert capsys.readouterr().err == ""
     drawn = {path.stem for path in out.glob("*.png")}
-    assert drawn == set(_charts.CHART_NAMES) - {"trend", "environments"}
+    assert drawn == set(_registry.CHART_NAMES) - {"trend", "environments"}
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "Which model is fastest" in page
     assert "processes overtake the best single-process model" in page
@@ -404,7 +426,7 @@ def test_environments_legend_names_gil_switch_interval_and_start_method(tmp_path
     assert "bench-a · CPython 3.13.1t · GIL off · switch 5 ms · forkserver" in set(
         frame["environment"]
     )
-    chart = _charts.chart_environments(frame, _charts.make_palette(frame["model"]),
+    chart = _charts_runs.chart_environments(frame, _palette.make_palette(frame["model"]),
                                        out_dir(tmp_path))  # fmt: skip
     assert chart is not None
     assert "GIL off · switch 5 ms · forkserver" in chart.sentence

@@ -16,14 +16,23 @@ def gil_enabled() -> bool:
     return True if check is None else bool(check())
 
 
-# The libraries whose version shapes a figure (the interpreter's own is in the facts).
-LIBRARIES = ("pytest-benchmark", "gevent", "greenlet", "uvloop", "psutil", "pytest")
+# The suite's own libraries whose version shapes every figure (the interpreter's own is
+# in the facts); each model adds those that shape its figures (``Model.libraries``).
+LIBRARIES = ("pytest-benchmark", "psutil", "pytest")
+
+
+def libraries() -> tuple[str, ...]:
+    """``LIBRARIES`` and every registered model's libraries, once each."""
+    from .models import MODELS  # the registry imports this package: not at import time
+
+    names = [*LIBRARIES, *(name for cls in MODELS.values() for name in cls.libraries)]
+    return tuple(dict.fromkeys(names))
 
 
 def library_versions() -> dict[str, str | None]:
-    """Installed version of each library in ``LIBRARIES`` (None when missing)."""
+    """Installed version of each of ``libraries()`` (None when missing)."""
     found: dict[str, str | None] = {}
-    for name in LIBRARIES:
+    for name in libraries():
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -119,6 +119,23 @@ def available_models() -> dict[str, type[Model]]:
     return {name: cls for name, cls in MODELS.items() if name not in gone}
 
 
+def report_facts() -> dict[str, dict[str, Any]]:
+    """What the reports need of every registered model, saved with each run
+    (``machine_info["boundbench"]["models"]``): name -> ``order`` (its place in charts
+    and tables), ``colour_seed``, ``processes`` ("single", "multi" or None) and
+    ``libraries``, as each class declares them (``Model.report_order`` and the next).
+    Unavailable models are in too: a report may draw runs made where they were."""
+    return {
+        name: {
+            "order": place if cls.report_order is None else cls.report_order,
+            "colour_seed": cls.colour_seed,
+            "processes": cls.process_scope,
+            "libraries": list(cls.libraries),
+        }
+        for place, (name, cls) in enumerate(MODELS.items())
+    }
+
+
 def get_model(name: str, **options: Any) -> Model:
     """A new, unstarted model by registry name."""
     if name in BROKEN_PLUGINS:
@@ -149,6 +166,7 @@ __all__ = [
     "default_thread_workers",
     "get_model",
     "process_cpu_seconds",
+    "report_facts",
     "run_generators",
     "stop_multiprocessing_helpers",
     "unavailable_models",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import psutil
 
@@ -73,6 +73,24 @@ class Model:
     own_batch: ClassVar[bool] = False
     # At most this many start-up rounds (a start that takes seconds: a cluster), or None.
     startup_rounds: ClassVar[int | None] = None
+
+    # What the reports need, saved with every run (``workloads.models.report_facts``), so
+    # a plugin's model is drawn, named and tabled like a built-in one with no other edit.
+    # Where charts and tables list the model: None is its place in the registry (the
+    # built-ins in ``BUILTIN``'s order from 0, then plugins by name); a plugin may take a
+    # place between two built-ins (3.5: right after the fourth, ``processes``).
+    report_order: ClassVar[float | None] = None
+    # Its colour in every chart: 0-9 one of the report's ten base colours (the built-ins
+    # hold one each), any other int a colour derived from it, None one derived from the name.
+    colour_seed: ClassVar[int | None] = None
+    # "single": every task's CPU work shares one process and its GIL; "multi": it spreads
+    # over processes (or subinterpreters, a GIL each).  The crossover chart says where the
+    # best "multi" model overtakes the best "single" one; None: not said, so the model is
+    # drawn but named as taking no side.
+    process_scope: ClassVar[Literal["single", "multi"] | None] = None
+    # Distributions whose version shapes this model's figures: every run records their
+    # versions beside the suite's own (``workloads.machine.library_versions``).
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         if workers is not None and workers < 1:

@@ -20,6 +20,8 @@ async def _bounded(coro: Coroutine[Any, Any, Any], limit: asyncio.Semaphore | No
 class AsyncioModel(Model):
     name = "asyncio"
     flavour = "coro"
+    colour_seed = 5
+    process_scope = "single"
 
     def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
         super().__init__(workers, timeout)
@@ -62,6 +64,8 @@ class AsyncioModel(Model):
 
 class UvloopModel(AsyncioModel):
     name = "uvloop"
+    colour_seed = 6
+    libraries = ("uvloop",)
     requires = ("uvloop", "pip install 'boundbench[uvloop]'")
 
     def new_loop(self) -> asyncio.AbstractEventLoop:

@@ -29,6 +29,8 @@ class AsyncioProcessesModel(Model):
     name = "asyncio_processes"
     # Not one of the three flavours: the optional ``Workload.hybrid`` hook.
     flavour = "hybrid"
+    colour_seed = 9
+    process_scope = "multi"
     pooled = True
     settings = ("start_method",)
     worker_choices = (("mixed", ("cores", "tasks")), ("*", ("cores",)))

@@ -118,6 +118,9 @@ def _alive_in(proc: psutil.Process, commands: list[subprocess.Popen[bytes]]) -> 
 class DaskModel(Model):
     name = "dask"
     flavour = "sync"
+    colour_seed = 8
+    process_scope = "multi"
+    libraries = ("dask", "distributed")
     pooled = True
     requires = ("distributed", INSTALL_HINT)
     settings = ("dask_scheduler",)

@@ -38,6 +38,8 @@ def run_generators(
 class GeneratorModel(Model):
     name = "generator"
     flavour = "gen"
+    colour_seed = 1
+    process_scope = "single"
 
     def run(self, workload: Workload, params: dict[str, Any], tasks: int) -> list[Any]:
         fn = workload.task(self.flavour, **params)

@@ -31,6 +31,9 @@ _ROOT = Path(__file__).resolve().parents[2]
 class GeventModel(Model):
     name = "gevent"
     flavour = "sync"
+    colour_seed = 4
+    process_scope = "single"
+    libraries = ("gevent", "greenlet")
     requires = ("gevent", "pip install gevent")
     startup_variants = ({},)
 

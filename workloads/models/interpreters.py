@@ -41,6 +41,9 @@ HANGS = {
 class InterpretersModel(Model):
     name = "interpreters"
     flavour = "sync"
+    colour_seed = 7
+    process_scope = "multi"
+    libraries = ("interpreters-pep-734",)
     pooled = True
     # Like processes: one worker per task is the I/O extreme; past this it measures start-up.
     worker_cap = 32

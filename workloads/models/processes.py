@@ -93,6 +93,8 @@ def _forget_barrier(pool: cf.ProcessPoolExecutor) -> None:
 class ProcessesModel(Model):
     name = "processes"
     flavour = "sync"
+    colour_seed = 3
+    process_scope = "multi"
     pooled = True
     settings = ("start_method",)
     # One process per task is the I/O extreme of a process pool; past this it measures fork.

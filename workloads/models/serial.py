@@ -11,6 +11,8 @@ from ._base import Model
 class SerialModel(Model):
     name = "serial"
     flavour = "sync"
+    colour_seed = 0
+    process_scope = "single"
 
     @classmethod
     def worker_counts(cls, bound: str, tasks: int) -> list[int]:

@@ -47,6 +47,8 @@ def shutdown_bounded(pool: Any, wait_s: float = CLOSE_WAIT_S) -> None:
 class ThreadsModel(Model):
     name = "threads"
     flavour = "sync"
+    colour_seed = 2
+    process_scope = "single"
     pooled = True
     worker_choices = (
         ("io", ("cores+4", "tasks")),

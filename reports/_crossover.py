@@ -1,0 +1,317 @@
+"""The crossover chart: which model as the CPU share of the work grows.
+
+One panel per kind of CPU work (pure Python, holding the GIL; native, releasing it) and
+task count; a line per model at its best worker count, speedup over serial against the
+CPU share each task had.  That share is measured, not the one asked for
+(``reports._figures.measured_share``): a fixed iteration count is a smaller share on a
+faster host, and users read their own measured share off this chart.  The sentence says
+where the best multi-process model overtakes the best single-process one (each model's
+side comes from its run: ``reports._models``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter
+
+from . import _figures
+from ._cells import of_sweep, run_note
+from ._draw import (
+    Chart,
+    figure_legend,
+    fmt_times,
+    join_clauses,
+    new_figure,
+    plain_log,
+    save,
+    share_text,
+    styled,
+)
+from ._models import ordered_models, sides
+
+KIND_TITLE = {"python": "Python CPU work", "native": "native CPU work (GIL released)"}
+# Speedups within this share of each other are level, not a lead: over six unchanged
+# standard runs here, processes' lead over threads on native work at 50 % ranged from
+# -9.3 % to +6.2 % (a cpu_native cell moves 13-18 % p95 between runs).
+LEVEL_WITHIN = 0.10
+# The share axis's ticks (%): the same on every host, the points fall where they fall.
+SHARE_TICKS = (0, 20, 40, 60, 80, 100)
+
+
+def crossover_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (cpu_kind, tasks, model, cpu_share): the model's best worker count.
+
+    Columns of the frame plus ``share_pct``, the share (%) the work had on the host
+    (``cpu_share_measured``; the share asked for in a frame without it), and
+    ``asked_pct``; a pool measured with one worker per core and one per task is one line
+    at its best, as in the headline chart.
+    """
+    cells = of_sweep(rows, "crossover")
+    if cells.empty or "cpu_share" not in cells.columns:
+        return cells.iloc[:0]
+    cells = cells[cells["speedup"].notna() & cells["cpu_share"].notna()].copy()
+    kinds = cells["cpu_kind"] if "cpu_kind" in cells.columns else pd.Series("?", cells.index)
+    cells["cpu_kind"] = kinds.fillna("?").astype(str)
+    measured = (
+        cells["cpu_share_measured"]
+        if "cpu_share_measured" in cells.columns
+        else pd.Series(float("nan"), cells.index)
+    )
+    cells["asked_pct"] = cells["cpu_share"] * 100.0
+    cells["share_pct"] = measured.fillna(cells["cpu_share"]) * 100.0
+    best = cells.sort_values("speedup", ascending=False, kind="stable")
+    return best.drop_duplicates(["cpu_kind", "tasks", "model", "cpu_share"])
+
+
+def _ideal_speedups(points: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per share (%): the ideal speedup on every core, and in one process (one GIL)."""
+    cores = (points["serial_median_s"] / points["ideal_s"]).groupby(points["share_pct"]).median()
+    one: dict[float, float] = {}
+    for share, cell in zip(points["share_pct"], points.itertuples(), strict=True):
+        try:
+            params = json.loads(cell.params)
+        except (TypeError, ValueError):
+            params = {}
+        per_iter = getattr(cell, "seconds_per_iter", None)
+        extra = {
+            "tasks": None if pd.isna(cell.tasks) else int(cell.tasks),
+            "params": params,
+            "cpu_share": float(cell.cpu_share),
+            "seconds_per_iter": None if per_iter is None or pd.isna(per_iter) else float(per_iter),
+        }
+        ideal = _figures.mixed_one_process_ideal(extra)
+        speedup = _figures.ratio(cell.serial_median_s, ideal)
+        if speedup is not None:
+            one.setdefault(share, speedup)
+    return cores.dropna(), pd.Series(one, dtype="float64").sort_index()
+
+
+def _winners(points: pd.DataFrame) -> pd.DataFrame:
+    """The best model at each share (highest speedup)."""
+    ranked = points.sort_values(["share_pct", "speedup"], ascending=[True, False])
+    return ranked.drop_duplicates("share_pct")
+
+
+def _winner_runs(winners: pd.DataFrame) -> str:
+    """``uvloop at 0–10 %, processes from 90 %``: consecutive shares won by one model."""
+    spans: list[tuple[str, float, float]] = []
+    for model, share in zip(winners["model"], winners["share_pct"], strict=True):
+        if spans and spans[-1][0] == model:
+            spans[-1] = (model, spans[-1][1], share)
+        else:
+            spans.append((model, share, share))
+    last = float(winners["share_pct"].max())
+    parts = []
+    for model, start, end in spans:
+        if start == end:
+            parts.append(f"{model} at {share_text(start)}")
+        elif end == last and start > float(winners["share_pct"].min()):
+            parts.append(f"{model} from {share_text(start)}")
+        else:
+            parts.append(f"{model} at {share_text(start, '')}–{share_text(end)}")
+    return ", ".join(parts)
+
+
+def _side(points: pd.DataFrame, side: str) -> pd.DataFrame:
+    """The points of the models on one side, "single" or "multi", as their runs say."""
+    return points[points["model"].map(sides(points)) == side]
+
+
+def crossover_clause(points: pd.DataFrame) -> str:
+    """Where the multi-process models overtake the best single-process model, in words.
+
+    ``points`` are one panel's ``crossover_points`` (one cpu_kind and task count).  At each
+    share the best single-process speedup (serial included: at least 1×) and the best
+    multi-process speedup are compared; a crossing between two measured shares is
+    interpolated linearly (``_figures.lead_intervals``).  Which side a model is on comes
+    from its run (``Model.process_scope``); a model whose run does not say is named.
+    """
+    clause = _compare_sides(points)
+    undeclared = [model for model, side in sides(points).items() if side is None]
+    if undeclared:
+        clause += (
+            f" ({', '.join(ordered_models(undeclared))} take{'s' if len(undeclared) == 1 else ''}"
+            " no side: not declared single- or multi-process)"
+        )
+    return clause
+
+
+def _compare_sides(points: pd.DataFrame) -> str:
+    single, multi = _side(points, "single"), _side(points, "multi")
+    if multi.empty:
+        return "no multi-process model was measured"
+    if single.empty:
+        return "no single-process model was measured"
+    tops = _tops(points)
+    differences = _differences(tops)
+    if not differences:
+        return "no share has both a single-process and a multi-process cell"
+    both = [x for x, _d in differences]
+    low, high = both[0], both[-1]
+    measured = (
+        f"the one measured share ({share_text(low)})"
+        if low == high
+        else f"every measured share ({share_text(low, '')}–{share_text(high)})"
+    )
+
+    def at(share: float) -> str:
+        best_single = single[single["share_pct"] == share].sort_values("speedup").iloc[-1]
+        best_multi = multi[multi["share_pct"] == share].sort_values("speedup").iloc[-1]
+        return (
+            f"at {share_text(share)}: {best_single['model']} {fmt_times(best_single['speedup'])},"
+            f" {best_multi['model']} {fmt_times(best_multi['speedup'])}"
+        )
+
+    if _level(tops):
+        return (
+            f"the best single-process model keeps up with processes at {measured}, within"
+            f" {LEVEL_WITHIN:.0%} ({at(high)})"
+        )
+    leads = _figures.lead_intervals(differences)
+    if not leads:
+        return (
+            f"no crossing in the measured range: the best single-process model stays"
+            f" ahead at {measured} ({at(high)})"
+        )
+    if len(leads) == 1:
+        start, end = leads[0]
+        if start <= low and end >= high:
+            return f"processes are ahead of the best single-process model at {measured}"
+        if end >= high:
+            below = max(x for x in both if x <= start)
+            above = min(x for x in both if x >= start)
+            return (
+                "on this machine, processes overtake the best single-process model from a"
+                f" CPU share of about {share_text(start)} (between the measured"
+                f" {share_text(below)} and {share_text(above)})"
+            )
+    spans = ", ".join(f"{share_text(start, '')}–{share_text(end)}" for start, end in leads)
+    return f"processes are ahead of the best single-process model only at about {spans}"
+
+
+def _share_label(points: pd.DataFrame) -> str:
+    """The x axis's name: how the panel's shares were found."""
+    sources = set(points["cpu_share_source"].dropna()) if "cpu_share_source" in points else set()
+    if sources == {"serial"}:
+        return "CPU share of each task: serial's CPU time ÷ wall time"
+    if sources <= {"serial", "per_iter"} and sources:
+        return "CPU share of each task, from the CPU time measured"
+    return "CPU share of each task, as asked (no CPU time measured)"
+
+
+def _panel_title(kind: str, tasks: Any) -> str:
+    title = KIND_TITLE.get(kind, f"{kind} CPU work")
+    return f"{title[0].upper()}{title[1:]}" + (f", {int(tasks)} tasks" if pd.notna(tasks) else "")
+
+
+def _panels(points: pd.DataFrame) -> list[tuple[str, Any]]:
+    order = {kind: i for i, kind in enumerate(KIND_TITLE)}
+    found = points[["cpu_kind", "tasks"]].drop_duplicates().itertuples(index=False, name=None)
+    return sorted(found, key=lambda kt: (order.get(kt[0], len(order)), kt[0], kt[1]))
+
+
+@styled
+def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> Chart | None:
+    """Speedup over serial against the CPU share, a line per model, a panel per kind."""
+    points = crossover_points(rows)
+    if points.empty:
+        return None
+    panels = _panels(points)
+    fig = new_figure(6.2 * len(panels) + 0.4, 5.0)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    clauses = []
+    top = float(points["speedup"].max())
+    low = float(points["speedup"].min())
+    for ax, (kind, tasks) in zip(axes, panels, strict=True):
+        sub = points[(points["cpu_kind"] == kind) & (points["tasks"] == tasks)]
+        for model in ordered_models(sub):
+            line = sub[sub["model"] == model].sort_values("share_pct")
+            ax.plot(line["share_pct"], line["speedup"], color=palette[model], marker="o",
+                    markersize=4, linewidth=1.6, label=model)  # fmt: skip
+        cores, one = _ideal_speedups(sub)
+        if not cores.empty:
+            ax.plot(cores.index, cores.values, color="black", linestyle="--", linewidth=1.1)
+            top = max(top, float(cores.max()))
+        if kind == "python" and not one.empty:
+            ax.plot(one.index, one.values, color="grey", linestyle="--", linewidth=1.0)
+        winners = _winners(sub)
+        ax.scatter(winners["share_pct"], winners["speedup"], marker="*", s=170, zorder=5,
+                   c=[palette[m] for m in winners["model"]], edgecolors="black",
+                   linewidths=0.8)  # fmt: skip
+        clause = crossover_clause(sub)
+        tops = _tops(sub)
+        # A dotted line where the sides cross, unless the sentence calls them level.
+        crossings = [] if _level(tops) else _figures.lead_intervals(_differences(tops))
+        for start, _end in crossings:
+            if float(sub["share_pct"].min()) < start < float(sub["share_pct"].max()):
+                ax.axvline(start, color="#555555", linestyle=":", linewidth=1)
+                ax.annotate(f"≈ {share_text(start)}", (start, 1.0),
+                            xycoords=("data", "axes fraction"), xytext=(3, -12),
+                            textcoords="offset points", fontsize=8)  # fmt: skip
+        note = asked_note(sub)
+        clauses.append(
+            f"{_panel_title(kind, tasks)}: {clause}; best model: {_winner_runs(winners)}"
+            + (f" ({note})" if note else "")
+        )
+        # The axis is the share the work had: fixed ticks, whatever shares were asked for.
+        ax.xaxis.set_major_locator(FixedLocator(SHARE_TICKS))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}%"))
+        ax.set_xlim(-4, 104)
+        ax.set_xlabel(_share_label(sub))
+        ax.set_title(_panel_title(kind, tasks))
+    for ax in axes:
+        ax.set_ylim(max(low / 1.4, 0.05), top * 1.4)
+        plain_log(ax)
+    axes[0].set_ylabel("speedup over serial (log, higher is better)")
+    fig.suptitle("Crossover: speedup over serial as the CPU share of the work grows")
+    models = ordered_models(points)
+    handles: list[Any] = [
+        Line2D([], [], color=palette[m], marker="o", markersize=4, label=m) for m in models
+    ]
+    handles.append(Line2D([], [], color="black", linestyle="--", label="ideal, all cores"))
+    if "python" in set(points["cpu_kind"]):
+        handles.append(
+            Line2D([], [], color="grey", linestyle="--", label="ideal in one process (one GIL)")
+        )
+    handles.append(Line2D([], [], color="white", marker="*", markersize=12,
+                          markeredgecolor="black", label="best at that share"))  # fmt: skip
+    figure_legend(fig, handles, "model")
+    save(fig, out, "crossover")
+    sentence = join_clauses(clauses) + ". Each model at its best worker count; dashed: the ideals."
+    return Chart("crossover", "Which model as the CPU share grows", sentence, run_note(rows))
+
+
+def _tops(points: pd.DataFrame) -> list[tuple[float, float, float]]:
+    """Per share measured by both kinds: (share, best single-process, best multi-process)."""
+    single, multi = _side(points, "single"), _side(points, "multi")
+    top_single = single.groupby("share_pct")["speedup"].max()
+    top_multi = multi.groupby("share_pct")["speedup"].max()
+    both = sorted(set(top_single.index) & set(top_multi.index))
+    return [(float(x), float(top_single[x]), float(top_multi[x])) for x in both]
+
+
+def _differences(tops: list[tuple[float, float, float]]) -> list[tuple[float, float]]:
+    """Per share: how far the best multi-process model leads the best single-process one."""
+    return [(x, multi - single) for x, single, multi in tops]
+
+
+def _level(tops: list[tuple[float, float, float]]) -> bool:
+    """Whether the two sides are level at every share both measured (``LEVEL_WITHIN``)."""
+    return all(abs(m / s - 1) <= LEVEL_WITHIN for _x, s, m in tops if s > 0)
+
+
+def asked_note(points: pd.DataFrame) -> str:
+    """``asked for 10, 25, 50 %, the work had 4.6, 13, 31 %``: the shares that came out
+    other than asked (by a point or more), or "" when every one came out as asked."""
+    shares = points[["asked_pct", "share_pct"]].drop_duplicates("asked_pct")
+    moved = shares[(shares["share_pct"] - shares["asked_pct"]).abs() >= 1.0]
+    if moved.empty:
+        return ""
+    asked = ", ".join(share_text(a, "") for a in moved["asked_pct"])
+    had = ", ".join(share_text(h, "") for h in moved["share_pct"])
+    return f"asked for {asked} %, the work had {had} %"
