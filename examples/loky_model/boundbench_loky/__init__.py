@@ -34,6 +34,10 @@ class LokyModel(Model):
     worker_cap = 32
     worker_choices = (("io", ("cores", "tasks")), ("*", ("cores",)))
     startup_variants = ({},)
+    # What the reports need: its CPU work spreads over processes (the crossover sentence
+    # counts it among the multi-process models), and loky's version shapes its figures.
+    process_scope = "multi"
+    libraries = ("loky",)
 
     def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
         super().__init__(cpu_count() if workers is None else workers, timeout)
