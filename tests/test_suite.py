@@ -131,6 +131,28 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
     assert len(names) == len(quick_run["benchmarks"]), "names are unique"
 
 
+def test_saved_names_and_keys_are_as_recorded(quick_run: dict[str, Any]) -> None:
+    """Runs compare across commits: pytest-benchmark's name, fullname, group, param(s),
+    options and every cell's extra_info and model_info keys as a quick run of cab5c01
+    saved them (``tests/fixtures/cells/quick_run.jsonl``; cells of this host's size)."""
+    path = ROOT / "tests" / "fixtures" / "cells" / "quick_run.jsonl"
+    recorded = {row["fullname"]: row for row in map(json.loads, path.read_text().splitlines())}
+    compared = 0
+    for bench in quick_run["benchmarks"]:
+        old = recorded.get(bench["fullname"])
+        if old is None:
+            continue
+        compared += 1
+        now = {
+            **{key: bench[key] for key in ("name", "group", "param", "params", "options")},
+            # void_rounds: only when a round was run again (convoy, on a busy host)
+            "extra_info_keys": sorted(set(bench["extra_info"]) - {"void_rounds"}),
+            "model_info_keys": sorted(bench["extra_info"].get("model_info", {})),
+        }
+        assert now == {key: old[key] for key in now}, bench["fullname"]
+    assert compared > 80, "most cells are the recorded ones"
+
+
 def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
     serial = median(quick_run, "io_sleep", 100, "serial", 1)
     ideal = cells(quick_run)[("io_sleep", 100, "serial", 1)]["extra_info"]["ideal_s"]
