@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from benchmarks._harness import (
-    USER_WORKLOADS,
-    ModelCache,
-    Trials,
-    get_profile,
-    gevent_patched,
-    selected_models,
-)
-from benchmarks._profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
+from benchmarks._groups import Session
+from benchmarks._harness import Trials, gevent_patched, parametrize
+from benchmarks.catalogue import DEFAULT_PROFILE, PROFILES
 from workloads import (
     WORKLOADS,
     UserWorkload,
@@ -38,6 +31,9 @@ from workloads.models.dask_model import check_scheduler_address
 # and the check read older versions too.
 SCHEMA_VERSION = 3
 TRIALS = pytest.StashKey[Trials]()
+SESSION = pytest.StashKey[Session]()
+# Session options models take as constructor keywords (``Model.settings``).
+SETTINGS = ("start_method", "dask_scheduler")
 LOAD_AT_START = pytest.StashKey[list[float] | None]()
 OTHER_CPU_AT_START = pytest.StashKey[float | None]()
 OLD_SIGTERM = pytest.StashKey[Any]()
@@ -50,9 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("boundbench")
     group.addoption(
         "--profile",
-        choices=PROFILE_NAMES,
+        choices=PROFILES,
         default=DEFAULT_PROFILE,
-        help=f"size of the benchmark cells: {', '.join(PROFILE_NAMES)} (default {DEFAULT_PROFILE})",
+        help=f"size of the benchmark cells: {', '.join(PROFILES)} (default {DEFAULT_PROFILE})",
     )
     group.addoption(
         "--models",
@@ -122,6 +118,12 @@ def _saves_results(config: pytest.Config) -> bool:
     )
 
 
+def selected_models(config: pytest.Config) -> list[str]:
+    raw = config.getoption("models") or ""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    return names or list(MODELS)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     broken = [BROKEN_PLUGINS[name] for name in selected_models(config) if name in BROKEN_PLUGINS]
@@ -146,7 +148,6 @@ def pytest_configure(config: pytest.Config) -> None:
             user.append(resolve_spec(spec))
         except WorkloadSpecError as exc:
             raise pytest.UsageError(str(exc)) from None
-    config.stash[USER_WORKLOADS] = user
     seed_sleep = config.getoption("seed_sleep")
     if seed_sleep is not None and seed_sleep < 0.001:
         raise pytest.UsageError("--seed-sleep: must be at least 0.001 seconds")
@@ -162,6 +163,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         config.stash[OLD_SIGTERM] = signal.signal(signal.SIGTERM, _terminate)
     config.stash[TRIALS] = Trials(seed=config.getoption("trial_seed"))
+    settings = {name: config.getoption(name) for name in SETTINGS}
+    config.stash[SESSION] = Session(
+        profile=config.getoption("profile"),
+        models=selected_models(config),
+        settings={name: value for name, value in settings.items() if value is not None},
+        seed_sleep=seed_sleep,
+        user=user,
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize(metafunc, metafunc.config.stash[SESSION])
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -214,29 +227,21 @@ def pytest_collection_modifyitems(
 ) -> None:
     # Last, so that only the cells that will really run (after -k, --models...) are planned.
     trials = config.stash[TRIALS]
-    trials.plan(items, config)
+    once = bool(getattr(config.option, "benchmark_disable", False))
+    trials.plan(items, config.stash[SESSION], once=once)
     for item in items:
         if item.nodeid in trials.cells:
             item.add_marker(pytest.mark.timeout(BATCH_TIMEOUT_S))
+            # pytest-benchmark's documented per-test timer: the cell's replayed rounds.
+            item.add_marker(pytest.mark.benchmark(timer=trials.clocks[item.nodeid]))
 
 
 @pytest.fixture(scope="session")
-def profile(pytestconfig: pytest.Config) -> Profile:
-    return get_profile(pytestconfig)
-
-
-@pytest.fixture(scope="session")
-def trials(pytestconfig: pytest.Config) -> Iterator[Trials]:
-    """The planned cells, with the model cache their rounds run on (closed at the end)."""
+def trials(pytestconfig: pytest.Config) -> Trials:
+    """The planned cells; their batches are measured as their first tests ask."""
     plan = pytestconfig.stash[TRIALS]
-    plan.cache = ModelCache(
-        timeout=pytestconfig.getoption("cell_timeout"),
-        start_method=pytestconfig.getoption("start_method"),
-    )
-    try:
-        yield plan
-    finally:
-        plan.cache.close()
+    plan.timeout = pytestconfig.getoption("cell_timeout")
+    return plan
 
 
 def pytest_benchmark_update_machine_info(

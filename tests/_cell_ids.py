@@ -41,14 +41,15 @@ def describe_cell(cell: Any) -> dict[str, Any]:
 
 def build_cell(item: pytest.Item) -> Any:
     """The cell an item measures, built even when the item is skipped (None: cannot)."""
-    from benchmarks._harness import _BUILDER_ATTR
+    from benchmarks._harness import group_of
+    from conftest import SESSION
 
-    build = getattr(getattr(item, "function", None), _BUILDER_ATTR, None)
-    if build is None:
+    group = group_of(item)
+    if group is None:
         return None
     callspec = getattr(item, "callspec", None)
     try:
-        return build(item.config, **(dict(callspec.params) if callspec else {}))
+        return group.cell(item.config.stash[SESSION], **(dict(callspec.params) if callspec else {}))
     except LookupError:  # a model this interpreter cannot run
         return None
 

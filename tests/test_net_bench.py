@@ -90,7 +90,7 @@ def test_the_slowdown_hook_stretches_one_style_only(slowed_run: dict[str, Any]) 
 
 
 def test_the_slowdown_hook_is_off_when_unset() -> None:
-    from benchmarks._testhooks import SLOWDOWN_ENV, slowdown_factor
+    from workloads.runner._hooks import SLOWDOWN_ENV, slowdown_factor
 
     assert SLOWDOWN_ENV not in os.environ
     assert slowdown_factor("echo:select") == 1.0
