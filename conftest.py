@@ -6,6 +6,8 @@ both reject unknown names with a usage error that lists the valid ones.
 
 from __future__ import annotations
 
+import math
+import os
 import signal
 import threading
 from typing import Any
@@ -26,6 +28,7 @@ from workloads import (
 from workloads.machine import library_versions, load_average, other_cpu_share
 from workloads.models import BROKEN_PLUGINS, DEFAULT_START_METHOD, MODELS, PLUGINS, START_METHODS
 from workloads.models.dask_model import check_scheduler_address
+from workloads.runner import _hooks as hooks
 
 # Version of the keys boundbench writes into saved runs (docs/contract.md); the report
 # and the check read older versions too.
@@ -124,6 +127,29 @@ def selected_models(config: pytest.Config) -> list[str]:
     return names or list(MODELS)
 
 
+def check_options(config: pytest.Config) -> None:
+    """Every option value (and test hook) a run cannot use: a usage error in one line,
+    before anything starts (a timeout of 0 failed every cell, then pytest-benchmark's
+    fixture at teardown)."""
+    timeout = config.getoption("cell_timeout")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise pytest.UsageError(
+            f"--cell-timeout: must be a number of seconds above 0, got {timeout}"
+        )
+    seed_sleep = config.getoption("seed_sleep")
+    if seed_sleep is not None and not (math.isfinite(seed_sleep) and seed_sleep >= 0.001):
+        raise pytest.UsageError(f"--seed-sleep: must be at least 0.001 seconds, got {seed_sleep}")
+    try:
+        hooks.slowdowns(os.environ.get(hooks.SLOWDOWN_ENV, ""))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    victim = hooks.kill_worker_model()
+    if victim is not None and victim not in MODELS:
+        raise pytest.UsageError(
+            f"{hooks.KILL_ENV}: unknown model {victim!r}; valid: {', '.join(MODELS)}"
+        )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     broken = [BROKEN_PLUGINS[name] for name in selected_models(config) if name in BROKEN_PLUGINS]
@@ -148,9 +174,8 @@ def pytest_configure(config: pytest.Config) -> None:
             user.append(resolve_spec(spec))
         except WorkloadSpecError as exc:
             raise pytest.UsageError(str(exc)) from None
+    check_options(config)
     seed_sleep = config.getoption("seed_sleep")
-    if seed_sleep is not None and seed_sleep < 0.001:
-        raise pytest.UsageError("--seed-sleep: must be at least 0.001 seconds")
     # The regression check wants every round's time, not only the summary.
     if hasattr(config.option, "benchmark_save_data"):
         config.option.benchmark_save_data = True
@@ -270,6 +295,11 @@ def pytest_benchmark_update_json(
         "load_avg_end": load_average(),
         "other_cpu_start": config.stash.get(OTHER_CPU_AT_START, None),
     }
+    # A run made with a test hook (a slowdown, a killed worker) says so: it is never a
+    # baseline (merged into machine_info["boundbench"] by the reports, as the rest here).
+    active = hooks.active()
+    if active:
+        output_json["boundbench_host"]["test_hooks"] = active
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -307,3 +307,19 @@ def test_every_session_option_reaches_every_model_cell_that_takes_it(profile: st
     for test in ("test_cpu_loop", "test_io_sleep", "test_mixed", "test_io_socket", "test_startup"):
         assert (test, "dask_scheduler") in seen, test
         assert (test, "start_method") in seen or test == "test_startup", test
+
+
+def test_test_hooks_are_read_strictly_and_said_when_active(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workloads.runner import _hooks
+
+    assert _hooks.slowdowns("cpu_loop=2, echo:select=1.5") == {"cpu_loop": 2.0, "echo:select": 1.5}
+    for bad in ("cpu_loop", "cpu_loop=x", "=2", "cpu_loop=0.5"):
+        with pytest.raises(ValueError, match="is not KEY=FACTOR"):
+            _hooks.slowdowns(bad)
+    monkeypatch.delenv(_hooks.SLOWDOWN_ENV, raising=False)
+    monkeypatch.delenv(_hooks.KILL_ENV, raising=False)
+    assert _hooks.active() == {}
+    monkeypatch.setenv(_hooks.SLOWDOWN_ENV, "io_sleep=2")
+    assert _hooks.active() == {_hooks.SLOWDOWN_ENV: "io_sleep=2"}
+    assert _hooks.slowdown_factor("io_sleep") == 2.0
+    assert _hooks.slowdown_factor("cpu_loop") == 1.0

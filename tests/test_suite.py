@@ -209,17 +209,36 @@ def test_every_cell_runs_once_with_benchmarks_disabled() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "env", "expected"),
     [
-        (["--profile", "huge"], "invalid choice: 'huge' (choose from 'quick', 'standard', 'full')"),
-        (["--models", "threads,fibers"], "unknown model(s) 'fibers'; valid: serial, generator"),
+        (
+            ["--profile", "huge"],
+            {},
+            "invalid choice: 'huge' (choose from 'quick', 'standard', 'full')",
+        ),
+        (["--models", "threads,fibers"], {}, "unknown model(s) 'fibers'; valid: serial, generator"),
+        (["--cell-timeout", "0"], {}, "--cell-timeout: must be a number of seconds above 0, got 0"),
+        (["--cell-timeout", "nan"], {}, "--cell-timeout: must be a number of seconds above 0"),
+        (["--seed-sleep", "-1"], {}, "--seed-sleep: must be at least 0.001 seconds, got -1"),
+        (["--dask-scheduler", "here"], {}, "--dask-scheduler: dask: 'here' is not a scheduler"),
+        ([], {"BOUNDBENCH_SLOWDOWN": "io_sleep"}, "'io_sleep' is not KEY=FACTOR with a FACTOR"),
+        ([], {"BOUNDBENCH_SLOWDOWN": "io_sleep=0.5"}, "'io_sleep=0.5' is not KEY=FACTOR"),
+        (
+            [],
+            {"BOUNDBENCH_KILL_WORKER": "fibers"},
+            "BOUNDBENCH_KILL_WORKER: unknown model 'fibers'",
+        ),
     ],
 )
-def test_bad_names_are_usage_errors(args: list[str], expected: str) -> None:
-    result = run_pytest(*core_args(), *args, "--collect-only", "-q")
+def test_bad_option_values_are_usage_errors_in_one_line(
+    args: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = run_pytest(*core_args(), *args, "--collect-only", "-q", env=env)
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+    if not args or args[0] not in ("--profile",):  # argparse's own usage text is longer
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 @pytest.mark.parametrize("model", ["processes", "gevent"])
