@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import os
 import signal
+import statistics
 import threading
 from typing import Any
 
 import pytest
 
 from benchmarks._groups import Session
-from benchmarks._harness import Trials, gevent_patched, parametrize
+from benchmarks._harness import RunnerProcesses, Trials, gevent_patched, parametrize
 from benchmarks.catalogue import DEFAULT_PROFILE, PROFILES
 from workloads import (
     WORKLOADS,
@@ -28,6 +29,7 @@ from workloads import (
 from workloads.machine import library_versions, load_average, other_cpu_share
 from workloads.models import BROKEN_PLUGINS, DEFAULT_START_METHOD, MODELS, PLUGINS, START_METHODS
 from workloads.models.dask_model import check_scheduler_address
+from workloads.runner import PROTOCOL
 from workloads.runner import _hooks as hooks
 
 # Version of the keys boundbench writes into saved runs (docs/contract.md); the report
@@ -263,9 +265,10 @@ def pytest_collection_modifyitems(
 
 @pytest.fixture(scope="session")
 def trials(pytestconfig: pytest.Config) -> Trials:
-    """The planned cells; their batches are measured as their first tests ask."""
+    """The planned cells; their batches are measured as their first tests ask, each by
+    runner processes started for it."""
     plan = pytestconfig.stash[TRIALS]
-    plan.timeout = pytestconfig.getoption("cell_timeout")
+    plan.opener = RunnerProcesses(pytestconfig.getoption("cell_timeout"))
     return plan
 
 
@@ -295,11 +298,30 @@ def pytest_benchmark_update_json(
         "load_avg_end": load_average(),
         "other_cpu_start": config.stash.get(OTHER_CPU_AT_START, None),
     }
+    handoffs = sorted(config.stash[TRIALS].handoffs)
+    if handoffs:
+        # What carrying each round to and from its runner cost, outside the round.
+        output_json["boundbench_runners"] = {
+            "protocol": PROTOCOL,
+            "rounds": len(handoffs),
+            "handoff_median_s": statistics.median(handoffs),
+            "handoff_p90_s": handoffs[int(0.9 * (len(handoffs) - 1))],
+        }
     # A run made with a test hook (a slowdown, a killed worker) says so: it is never a
     # baseline (merged into machine_info["boundbench"] by the reports, as the rest here).
     active = hooks.active()
     if active:
         output_json["boundbench_host"]["test_hooks"] = active
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    handoffs = sorted(config.stash[TRIALS].handoffs)
+    if handoffs:
+        median, p90 = statistics.median(handoffs), handoffs[int(0.9 * (len(handoffs) - 1))]
+        terminalreporter.write_line(
+            f"boundbench: {len(handoffs)} rounds measured in runner processes; hand-off per "
+            f"round (outside the timed region) median {median * 1e6:.0f} us, p90 {p90 * 1e6:.0f} us"
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -18,8 +18,6 @@ rounds, pytest-benchmark's statistics.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import inspect
 import math
 import random
@@ -32,7 +30,9 @@ import pytest
 
 from benchmarks._groups import APART, Cell, Group, Session, memory_jobs
 from benchmarks.catalogue import CATALOGUE
-from workloads.runner import Engine
+from workloads.models import MODELS
+from workloads.runner import Engine, RunnerError, RunnerProcess
+from workloads.runner._hooks import KILL_ENV
 from workloads.runner.scale import LIMIT_PREFIX
 
 GROUP_ATTR = "boundbench_group"
@@ -110,12 +110,14 @@ class Trials:
     """The session's plan: every cell by node id, in batches; their measured rounds."""
 
     seed: int
-    timeout: float = 300.0
+    opener: Opener | None = None
     cells: dict[str, Cell] = field(default_factory=dict)
     batches: dict[str, list[str]] = field(default_factory=dict)
     batch_of: dict[str, str] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     clocks: dict[str, ReplayClock] = field(default_factory=dict)
+    # the hand-off of every round (its round trip outside the runner), seconds
+    handoffs: list[float] = field(default_factory=list)
 
     def plan(self, items: list[pytest.Item], session: Session, once: bool = False) -> None:
         """Build the cells of the selected, runnable items.  ``once``: one round each and
@@ -139,7 +141,8 @@ class Trials:
         if nodeid not in self.outcomes:
             batch = self.batches[self.batch_of[nodeid]]
             todo = {n: self.cells[n] for n in batch if n not in self.outcomes}
-            interleave(todo, self.outcomes, self.seed, self.timeout)
+            assert self.opener is not None, "the trials fixture gives the runners"
+            self.handoffs += interleave(todo, self.outcomes, self.seed, self.opener)
         return self.outcomes[nodeid]
 
 
@@ -173,58 +176,134 @@ def schedule(rounds: Mapping[str, int]) -> list[list[str]]:
     return plan
 
 
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """The measured passes run with the heap they start with frozen (``gc.freeze()``):
-    a full collection walks every object of the process (pytest's, the plugins', a Dask
-    client's), 50-70 ms here, landing in whichever round allocated last."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+Opener = Callable[[str | None], Any]
+
+
+class RunnerProcesses:
+    """Runners for a batch: a process each, started as a cell first needs one (``patch``:
+    the one its model asks for, ``Model.runner_patch``)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.env: dict[str, str] = {}
+
+    def __call__(self, patch: str | None) -> RunnerProcess:
+        runner = RunnerProcess(self.timeout, patch=patch, env=self.env)
+        runner.start()
+        return runner
+
+    def lost(self) -> None:
+        # A runner died: if the kill hook did it, it has done its job (the runner is
+        # gevent's worker); its replacements run without it.
+        self.env[KILL_ENV] = ""
+
+
+def in_process(timeout: float) -> Opener:
+    """Runners in this process (tests of the interleaving; never patched)."""
+    return lambda patch: Engine(timeout)
 
 
 def interleave(
-    cells: Mapping[str, Cell], outcomes: dict[str, Outcome], seed: int, timeout: float
-) -> None:
-    """Measure a batch: prepare every cell, warm-ups in a random order, then the passes."""
+    cells: Mapping[str, Cell], outcomes: dict[str, Outcome], seed: int, opener: Opener
+) -> list[float]:
+    """Measure a batch: prepare every cell, warm-ups in a random order, then the passes;
+    the hand-off of each round (its round trip outside the runner) is returned.
+
+    A runner that dies or falls silent fails the cell it was serving; the batch's other
+    cells on it get a new runner, and those that had measured rounds on it fail too
+    (their results were in it).
+    """
     rng = random.Random(seed)
-    engine = Engine(timeout)
+    runners: dict[str | None, Any] = {}
+    prepared: dict[str, str | None] = {}
+    handoffs: list[float] = []
+
+    def patch_of(key: str) -> str | None:
+        model = cells[key].model
+        return MODELS[model].runner_patch if model in MODELS else None
+
+    def runner(patch: str | None) -> Any:
+        if patch not in runners:
+            runners[patch] = opener(patch)
+        return runners[patch]
+
+    def lost(key: str, exc: RunnerError) -> None:
+        patch = patch_of(key)
+        gone = runners.pop(patch, None)
+        getattr(opener, "lost", lambda: None)()
+        if gone is not None:
+            handoffs.extend(getattr(gone, "handoffs", ()))
+            gone.kill()
+        outcomes[key].error = str(exc)
+        for other in [k for k, p in prepared.items() if p == patch]:
+            del prepared[other]
+            kept = len(outcomes[other].seconds)
+            if kept and not outcomes[other].error:
+                outcomes[other].error = f"its runner was lost after {kept} of its rounds: {exc}"
+
+    def prepare(key: str) -> bool:
+        """Start what the cell needs (untimed); False when it cannot run."""
+        try:
+            reply = runner(patch_of(key)).prepare(key, cells[key].kind, dict(cells[key].kwargs))
+        except RunnerError as exc:
+            lost(key, exc)
+            return False
+        outcomes[key].error = reply.get("error")
+        if outcomes[key].error:
+            return False
+        prepared[key] = patch_of(key)
+        return True
+
+    def ask(key: str, op: str, *args: Any) -> dict[str, Any] | None:
+        """A request for ``key``'s cell to its runner (prepared anew on a new runner after
+        its runner was lost); None when the runner was lost now."""
+        if key not in prepared and not prepare(key):
+            return None
+        try:
+            reply: dict[str, Any] = getattr(runner(prepared[key]), op)(key, *args)
+        except RunnerError as exc:
+            lost(key, exc)
+            return None
+        return reply
+
+    def one_round(key: str, keep: bool) -> None:
+        outcome = outcomes[key]
+        reply = None if outcome.error else ask(key, "round", keep)
+        if reply is None:
+            return
+        outcome.voids += reply.get("voids", [])
+        outcome.error = reply.get("error")
+        if keep and not outcome.error:
+            outcome.seconds.append(reply["seconds"])
+            outcome.cpu_s.append(reply["cpu_s"])
+
     try:
-        for key, cell in cells.items():
+        for key in cells:
             outcomes[key] = Outcome()
-            outcomes[key].error = engine.prepare(key, cell.kind, dict(cell.kwargs)).get("error")
-
-        def one_round(key: str, keep: bool) -> None:
-            outcome = outcomes[key]
-            if outcome.error:
-                return
-            reply = engine.round(key, keep)
-            outcome.voids += reply["voids"]
-            outcome.error = reply.get("error")
-            if keep and not outcome.error:
-                outcome.seconds.append(reply["seconds"])
-                outcome.cpu_s.append(reply["cpu_s"])
-
+        for key in cells:  # every cell's models and servers start before any round
+            prepare(key)
         warmups = [key for key in cells for _ in range(cells[key].warmup)]
         rng.shuffle(warmups)
         for key in warmups:
             one_round(key, keep=False)
-        with frozen_heap():
-            for keys in schedule({key: cell.rounds for key, cell in cells.items()}):
-                rng.shuffle(keys)
-                for key in keys:
-                    one_round(key, keep=True)
-        for key, outcome in outcomes.items():
-            if key in cells and not outcome.error and outcome.seconds:
-                reply = engine.finish(key)
-                outcome.error = reply.get("error")
-                outcome.extra = reply.get("extra", {})
+        for keys in schedule({key: cell.rounds for key, cell in cells.items()}):
+            rng.shuffle(keys)
+            for key in keys:
+                one_round(key, keep=True)
+        for key in cells:
+            outcome = outcomes[key]
+            if not outcome.error and outcome.seconds:
+                reply = ask(key, "finish")
+                if reply is not None:
+                    outcome.error = reply.get("error")
+                    outcome.extra = reply.get("extra", {})
+        for patch in list(runners):  # a batch's pools and servers end before the next batch
+            handoffs.extend(getattr(runners[patch], "handoffs", ()))
+            runners.pop(patch).close()
     finally:
-        # A batch's pools and servers are not left to run beside the next batch.
-        engine.close()
+        for leftover in runners.values():  # interrupted (Ctrl-C, SIGTERM) or failed
+            leftover.kill()
+    return handoffs
 
 
 # -- recording -------------------------------------------------------------------------

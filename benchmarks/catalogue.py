@@ -400,9 +400,9 @@ class Startup(Group):
                   "params": options, "profile": s.profile, **options},
             kind="workloads.runner.cells:startup",
             kwargs={"model": model, "options": options},
-            # A start-up is mostly CPU (forks, imports): interleaved with the CPU cells.
+            # A start-up is mostly CPU (forks, imports): interleaved with the CPU cells.  It
+            # runs in a plain runner (no model= here): gevent's start is its worker's.
             batch=f"{APART}{model}" if cls.own_batch else CPU_BATCH,
-            model=model,
         )  # fmt: skip
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import itertools
 import threading
 import time
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks._groups import APART, Cell
-from benchmarks._harness import Outcome, ReplayClock, batch_name, interleave, schedule
+from benchmarks._harness import Outcome, ReplayClock, batch_name, in_process, interleave, schedule
 from benchmarks.catalogue import CPU_BATCH
 from tests._cells import planned
 from tests._procs import is_live
@@ -86,7 +85,7 @@ def test_rounds_are_interleaved_in_random_order_after_all_warmups() -> None:
     LOG.clear()
     cells = {name: cell(name, rounds=6, warmup=1) for name in "abcd"}
     outcomes: dict[str, Outcome] = {}
-    interleave(cells, outcomes, seed=1, timeout=5)
+    interleave(cells, outcomes, seed=1, opener=in_process(5))
     assert sorted(LOG[:4]) == list("abcd"), "warm-ups come first"
     timed = LOG[4:]
     assert len(timed) == 24
@@ -104,7 +103,7 @@ def test_a_wrong_result_fails_its_cell_only_and_stops_its_rounds() -> None:
     cells = {name: cell(name, rounds=3, result=name) for name in "ab"}
     cells["bad"] = cell("bad", rounds=3, result=1)
     outcomes: dict[str, Outcome] = {}
-    interleave(cells, outcomes, seed=0, timeout=5)
+    interleave(cells, outcomes, seed=0, opener=in_process(5))
     assert outcomes["bad"].error == "bad is wrong"
     assert outcomes["bad"].seconds == []
     assert LOG.count("bad") == 1
@@ -118,7 +117,7 @@ def test_a_void_round_is_run_again_and_counted_and_too_many_fail_the_cell_only()
         "many": cell("many", rounds=4, void_at=list(range(VOID_LIMIT + 1))),
     }
     outcomes: dict[str, Outcome] = {}
-    interleave(cells, outcomes, seed=0, timeout=5)
+    interleave(cells, outcomes, seed=0, opener=in_process(5))
     assert outcomes["ok"].extra["results"] == [0, 1, 2, 3]
     assert outcomes["ok"].voids == []
     # Rounds 1 and 2 were thrown away and run again: four kept, none void among them.
@@ -137,30 +136,10 @@ def test_a_void_round_is_run_again_and_counted_and_too_many_fail_the_cell_only()
 def test_a_cell_that_cannot_be_prepared_fails_alone() -> None:
     cells = {"ok": cell("ok", rounds=2), "bad": cell("bad", rounds=2, nonsense=1)}
     outcomes: dict[str, Outcome] = {}
-    interleave(cells, outcomes, seed=0, timeout=5)
+    interleave(cells, outcomes, seed=0, opener=in_process(5))
     assert "could not prepare the cell: TypeError" in (outcomes["bad"].error or "")
     assert outcomes["ok"].error is None
     assert len(outcomes["ok"].seconds) == 2
-
-
-class FreezeProbe(Recording):
-    def round(self) -> Round:
-        LOG.append(f"frozen={gc.get_freeze_count() > 0}")
-        return Round(0.001, 0.001, 0)
-
-
-def freeze_probe(bench: Bench, **kwargs: Any) -> Prepared:
-    return FreezeProbe("probe")
-
-
-def test_measured_rounds_run_with_the_heap_frozen_and_it_thaws_after() -> None:
-    """A full collection in a round walks the round's own objects, not pytest's."""
-    LOG.clear()
-    probe = Cell(group="g", rounds=3, warmup=1, info={}, kind=f"{HERE}:freeze_probe", kwargs={})
-    gc.unfreeze()
-    interleave({"x": probe}, {}, seed=0, timeout=5)
-    assert LOG == ["frozen=False", "frozen=True", "frozen=True", "frozen=True"]
-    assert gc.get_freeze_count() == 0
 
 
 def test_a_model_cell_that_times_out_fails_and_the_next_cell_gets_a_fresh_model() -> None:
@@ -173,7 +152,7 @@ def test_a_model_cell_that_times_out_fails_and_the_next_cell_gets_a_fresh_model(
         "fine": Cell(**common, kwargs={**kwargs, "params": {"k": 1, "d": 0.001}}),
     }
     outcomes: dict[str, Outcome] = {}
-    interleave(cells, outcomes, seed=0, timeout=0.3)
+    interleave(cells, outcomes, seed=0, opener=in_process(0.3))
     assert outcomes["hang"].error is not None
     assert "unfinished after 0.3 s" in outcomes["hang"].error
     assert outcomes["fine"].error is None
@@ -277,6 +256,7 @@ def test_closing_a_process_pool_whose_worker_was_just_reaped(
     monkeypatch.setattr(processes.psutil, "pid_exists", lambda pid: True)
     workers = [psutil.Process(pid) for pid in model.pool._processes if pid != gone]
     model.close()
+    processes.stop_multiprocessing_helpers()  # the forkserver this test started
     assert not any(is_live(worker) for worker in workers)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from benchmarks import catalogue
 from benchmarks._groups import Cell, Session, memory_jobs
-from benchmarks._harness import Outcome, Trials, interleave, measure
+from benchmarks._harness import Outcome, Trials, in_process, interleave, measure
 from tests._cells import prepared
 from tests._procs import TAG_ENV, live_children, wait_gone
 from workloads import get_workload, limits, memory
@@ -85,7 +85,7 @@ def test_a_cell_reports_its_cost_per_task(model: str) -> None:
     before = threading.active_count()
     cell = small_cell(model, 50)
     outcomes: dict[str, Outcome] = {}
-    interleave({"cell": cell}, outcomes, seed=0, timeout=60)
+    interleave({"cell": cell}, outcomes, seed=0, opener=in_process(60))
     outcome = outcomes["cell"]
     assert outcome.error is None
     assert len(outcome.seconds) == 2
@@ -127,7 +127,7 @@ def test_a_limit_met_when_the_pool_is_built_skips_the_cell(
     monkeypatch.setattr(scale, "cell_refusal", lambda *args, **kw: refusal)
     before = threading.active_count()
     cell = small_cell("threads", 50)
-    trials = Trials(seed=0, timeout=60, cells={"cell": cell}, batches={"b": ["cell"]},
+    trials = Trials(seed=0, opener=in_process(60), cells={"cell": cell}, batches={"b": ["cell"]},
                     batch_of={"cell": "b"})  # fmt: skip
     error = trials.outcome("cell").error or ""
     assert "OS limit: kernel.pid_max = 32,768" in error

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import Outcome, interleave
+from benchmarks._harness import Outcome, in_process, interleave
 from benchmarks.catalogue import SEED_POOLS
 from tests._cells import planned
 from tests._procs import live_children
@@ -187,7 +187,7 @@ def test_planned_cells_carry_the_contract_keys(profile: str) -> None:
 def test_quick_cells_run_verified_with_workers_cpu(no_strays: None) -> None:
     cells = pool_cells("quick")
     outcomes: dict[str, Outcome] = {}
-    interleave(cells, outcomes, seed=0, timeout=30)
+    interleave(cells, outcomes, seed=0, opener=in_process(30))
     sleep_s, rounds, _ = SEED_POOLS["quick"]
     for name, outcome in outcomes.items():
         assert outcome.error is None, (name, outcome.error)

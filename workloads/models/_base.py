@@ -73,6 +73,9 @@ class Model:
     own_batch: ClassVar[bool] = False
     # At most this many start-up rounds (a start that takes seconds: a cluster), or None.
     startup_rounds: ClassVar[int | None] = None
+    # The runner process that measures this model's cells applies this patch before
+    # anything else (``workloads.runner``'s PATCHES: gevent's monkey.patch_all), or None.
+    runner_patch: ClassVar[str | None] = None
 
     def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         if workers is not None and workers < 1:

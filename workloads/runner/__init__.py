@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from ._bench import VOID_LIMIT, Bench, Cell, CellError, Round, judged_round, measured
 from ._engine import Engine, prepare
+from ._protocol import PROTOCOL, RunnerError, RunnerProcess
 
 __all__ = [
+    "PROTOCOL",
     "VOID_LIMIT",
     "Bench",
     "Cell",
     "CellError",
     "Engine",
     "Round",
+    "RunnerError",
+    "RunnerProcess",
     "judged_round",
     "measured",
     "prepare",

@@ -5,7 +5,9 @@
   regression check can be proven to catch a real slowdown end to end.  KEY is a
   workload name (``cpu_loop``) or, for echo cells, ``echo:STYLE`` (``echo:select``).
 - ``BOUNDBENCH_KILL_WORKER=MODEL`` kills one of that model's worker processes during
-  its first round, to prove that a dead worker fails one cell and the model is rebuilt.
+  its first round in a runner, to prove that a dead worker fails one cell and the model
+  is rebuilt.  A model that runs in its runner's own process (gevent) loses the runner:
+  the session replaces it, without the hook.
 
 A run made with one of them says so (``active()``: the session records it in the saved
 results), so it is never taken for a real baseline.

@@ -78,11 +78,8 @@ class ModelCell(Cell):
         def run() -> list[Any]:
             return model.run(self.workload, params, self.tasks)
 
-        model.last_run_s = None
         cpu_before = model.cpu_seconds()
         result, seconds = measured(_hooks.stretched(run, self.slow))
-        if model.last_run_s is not None:  # timed where its tasks ran (gevent's worker)
-            seconds = model.last_run_s * self.slow
         return Round(seconds, model.cpu_seconds() - cpu_before, result)
 
     def problem(self, result: Any) -> str | None:
