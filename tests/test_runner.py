@@ -240,7 +240,6 @@ def other_python() -> str | None:
     """An interpreter of another version that can import the runner's dependencies."""
     candidates = [
         os.environ.get("BOUNDBENCH_OTHER_PYTHON"),
-        "/tmp/venv312/bin/python",
         *(shutil.which(f"python3.{minor}") for minor in range(10, 15)),
     ]
     for path in filter(None, candidates):
