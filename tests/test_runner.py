@@ -172,12 +172,23 @@ def test_the_hand_off_per_round_is_small_and_measured(tag: str) -> None:
     assert 0 < median < 0.005
 
 
-def test_the_runner_starts_under_a_wrapper_with_the_environment_given(tag: str) -> None:
-    setarch = shutil.which("setarch")
-    wrapper = [setarch, platform.machine(), "-R"] if setarch else ["env"]
-    runner = started(tag, wrapper=wrapper, env={"BOUNDBENCH_PROBE": "given"})
+WRAPPERS = {
+    # address-space randomisation off, as a count run wants it
+    "setarch": ["setarch", platform.machine(), "-R"],
+    # the instruction counter's host, without its instrumentation (seconds, not minutes)
+    "valgrind": ["valgrind", "--tool=none", "-q"],
+}
+
+
+@pytest.mark.parametrize("wrapper", list(WRAPPERS))
+def test_the_runner_starts_under_a_wrapper_with_the_environment_given(
+    tag: str, wrapper: str
+) -> None:
+    if shutil.which(WRAPPERS[wrapper][0]) is None:
+        pytest.skip(f"{WRAPPERS[wrapper][0]} is not installed")
+    runner = started(tag, wrapper=WRAPPERS[wrapper], env={"BOUNDBENCH_PROBE": "given"})
     try:
-        assert runner.argv[: len(wrapper)] == wrapper
+        assert runner.argv[: len(WRAPPERS[wrapper])] == WRAPPERS[wrapper]
         probe = call("os:getenv", ["BOUNDBENCH_PROBE"], "given")
         assert runner.prepare("env", CALL, probe).get("error") is None
         assert "seconds" in runner.round("env", keep=True)
