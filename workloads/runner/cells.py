@@ -16,8 +16,8 @@ from typing import Any
 
 from .. import resolve_workload, seed
 from ..models import Model, get_model, process_cpu_seconds
-from . import _hooks
 from ._bench import Bench, Cell, Round, describe_mismatch, kill_a_worker_soon, measured, model_facts
+from ._hooks import kill_worker_model, slowdown_factor, stretched
 
 
 def plain(value: Any) -> Any:
@@ -53,7 +53,7 @@ class ModelCell(Cell):
         self.workers = workers
         self.params = dict(params)
         self.options = dict(options)
-        self.slow = _hooks.slowdown_factor(workload)
+        self.slow = slowdown_factor(workload)
         self.expected = self.reference()
         self.model()  # started now: a model that cannot start fails before any round
 
@@ -69,7 +69,7 @@ class ModelCell(Cell):
 
     def round(self) -> Round:
         model = self.model()
-        if _hooks.kill_worker_model() == self.name and self.name not in self.bench.killed:
+        if kill_worker_model() == self.name and self.name not in self.bench.killed:
             self.bench.killed.add(self.name)
             # Mid-round: half a task's duration in, while the tasks are in flight.
             kill_a_worker_soon(model, (self.workload.task_seconds(**self.params) or 0.1) / 2)
@@ -79,7 +79,7 @@ class ModelCell(Cell):
             return model.run(self.workload, params, self.tasks)
 
         cpu_before = model.cpu_seconds()
-        result, seconds = measured(_hooks.stretched(run, self.slow))
+        result, seconds = measured(stretched(run, self.slow))
         return Round(seconds, model.cpu_seconds() - cpu_before, result)
 
     def problem(self, result: Any) -> str | None:

@@ -24,8 +24,8 @@ from ..net import STYLES, LoadClient, LoadError, LoadResult, ServerProcess, Serv
 from ..net._affinity import affinity, pin, split_cpus, usable
 from ..net._histogram import Histogram
 from ..net.load import PERCENTILES
-from . import _hooks
 from ._bench import Bench, Cell, CellError, Round, measured
+from ._hooks import slowdown_factor, stretched
 from .cells import ModelCell
 
 Starter = Callable[[], tuple[Any, Callable[[], None]]]
@@ -189,7 +189,7 @@ class EchoCell(Cell):
         self.style, self.payload, self.connections = style, payload, connections
         self.requests, self.idle_window = requests, idle_window
         self.where = _placement(bench)
-        self.slow = _hooks.slowdown_factor("echo:" + style)
+        self.slow = slowdown_factor("echo:" + style)
         try:
             started: tuple[ServerProcess, float, list[int]] = bench.resource(
                 ("echo:server", style), self.start_server
@@ -229,7 +229,7 @@ class EchoCell(Cell):
         try:
             load.prepare(*self.process.address, self.connections, self.requests, self.payload)
             before = self.process.cpu_seconds()
-            result, seconds = measured(_hooks.stretched(load.go, self.slow))
+            result, seconds = measured(stretched(load.go, self.slow))
         except LoadError as exc:
             raise CellError(f"echo {self.style}: {exc}") from exc
         server_cpu = self.process.cpu_seconds() - before

@@ -20,8 +20,8 @@ from typing import Any
 
 from .. import limits, memory
 from ..models import Model, ModelError
-from . import _hooks
 from ._bench import Bench, Cell, CellError, Round, measured, model_facts
+from ._hooks import stretched
 from .cells import ModelCell
 
 # Descriptors a model opens (an event loop's selector and self-pipe; gevent's pipes).
@@ -103,7 +103,7 @@ class ScaleCell(ModelCell):
     def round(self) -> Round:
         model = self.model()
         cpu_before = model.cpu_seconds()
-        results, seconds = measured(_hooks.stretched(lambda: self.run(model), self.slow))
+        results, seconds = measured(stretched(lambda: self.run(model), self.slow))
         cpu = model.cpu_seconds() - cpu_before
         # Checked here and dropped: see the module docstring.
         return Round(seconds, cpu, ScaleRound(self.verdict(results), cpu))
