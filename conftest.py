@@ -6,22 +6,18 @@ both reject unknown names with a usage error that lists the valid ones.
 
 from __future__ import annotations
 
+import math
+import os
 import signal
+import statistics
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from benchmarks._harness import (
-    USER_WORKLOADS,
-    ModelCache,
-    Trials,
-    get_profile,
-    gevent_patched,
-    selected_models,
-)
-from benchmarks._profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
+from benchmarks._groups import Session
+from benchmarks._harness import RunnerProcesses, Trials, gevent_patched, parametrize
+from benchmarks.catalogue import DEFAULT_PROFILE, PROFILES
 from workloads import (
     WORKLOADS,
     UserWorkload,
@@ -40,11 +36,16 @@ from workloads.models import (
     report_facts,
 )
 from workloads.models.dask_model import check_scheduler_address
+from workloads.runner import PROTOCOL
+from workloads.runner import _hooks as hooks
 
 # Version of the keys boundbench writes into saved runs (docs/contract.md); the report
 # and the check read older versions too.
 SCHEMA_VERSION = 3
 TRIALS = pytest.StashKey[Trials]()
+SESSION = pytest.StashKey[Session]()
+# Session options models take as constructor keywords (``Model.settings``).
+SETTINGS = ("start_method", "dask_scheduler")
 LOAD_AT_START = pytest.StashKey[list[float] | None]()
 OTHER_CPU_AT_START = pytest.StashKey[float | None]()
 OLD_SIGTERM = pytest.StashKey[Any]()
@@ -57,9 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("boundbench")
     group.addoption(
         "--profile",
-        choices=PROFILE_NAMES,
+        choices=PROFILES,
         default=DEFAULT_PROFILE,
-        help=f"size of the benchmark cells: {', '.join(PROFILE_NAMES)} (default {DEFAULT_PROFILE})",
+        help=f"size of the benchmark cells: {', '.join(PROFILES)} (default {DEFAULT_PROFILE})",
     )
     group.addoption(
         "--models",
@@ -129,6 +130,35 @@ def _saves_results(config: pytest.Config) -> bool:
     )
 
 
+def selected_models(config: pytest.Config) -> list[str]:
+    raw = config.getoption("models") or ""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    return names or list(MODELS)
+
+
+def check_options(config: pytest.Config) -> None:
+    """Every option value (and test hook) a run cannot use: a usage error in one line,
+    before anything starts (a timeout of 0 failed every cell, then pytest-benchmark's
+    fixture at teardown)."""
+    timeout = config.getoption("cell_timeout")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise pytest.UsageError(
+            f"--cell-timeout: must be a number of seconds above 0, got {timeout}"
+        )
+    seed_sleep = config.getoption("seed_sleep")
+    if seed_sleep is not None and not (math.isfinite(seed_sleep) and seed_sleep >= 0.001):
+        raise pytest.UsageError(f"--seed-sleep: must be at least 0.001 seconds, got {seed_sleep}")
+    try:
+        hooks.slowdowns(os.environ.get(hooks.SLOWDOWN_ENV, ""))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    victim = hooks.kill_worker_model()
+    if victim is not None and victim not in MODELS:
+        raise pytest.UsageError(
+            f"{hooks.KILL_ENV}: unknown model {victim!r}; valid: {', '.join(MODELS)}"
+        )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     broken = [BROKEN_PLUGINS[name] for name in selected_models(config) if name in BROKEN_PLUGINS]
@@ -153,10 +183,8 @@ def pytest_configure(config: pytest.Config) -> None:
             user.append(resolve_spec(spec))
         except WorkloadSpecError as exc:
             raise pytest.UsageError(str(exc)) from None
-    config.stash[USER_WORKLOADS] = user
+    check_options(config)
     seed_sleep = config.getoption("seed_sleep")
-    if seed_sleep is not None and seed_sleep < 0.001:
-        raise pytest.UsageError("--seed-sleep: must be at least 0.001 seconds")
     # The regression check wants every round's time, not only the summary.
     if hasattr(config.option, "benchmark_save_data"):
         config.option.benchmark_save_data = True
@@ -169,6 +197,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         config.stash[OLD_SIGTERM] = signal.signal(signal.SIGTERM, _terminate)
     config.stash[TRIALS] = Trials(seed=config.getoption("trial_seed"))
+    settings = {name: config.getoption(name) for name in SETTINGS}
+    config.stash[SESSION] = Session(
+        profile=config.getoption("profile"),
+        models=selected_models(config),
+        settings={name: value for name, value in settings.items() if value is not None},
+        seed_sleep=seed_sleep,
+        user=user,
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize(metafunc, metafunc.config.stash[SESSION])
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -221,29 +261,22 @@ def pytest_collection_modifyitems(
 ) -> None:
     # Last, so that only the cells that will really run (after -k, --models...) are planned.
     trials = config.stash[TRIALS]
-    trials.plan(items, config)
+    once = bool(getattr(config.option, "benchmark_disable", False))
+    trials.plan(items, config.stash[SESSION], once=once)
     for item in items:
         if item.nodeid in trials.cells:
             item.add_marker(pytest.mark.timeout(BATCH_TIMEOUT_S))
+            # pytest-benchmark's documented per-test timer: the cell's replayed rounds.
+            item.add_marker(pytest.mark.benchmark(timer=trials.clocks[item.nodeid]))
 
 
 @pytest.fixture(scope="session")
-def profile(pytestconfig: pytest.Config) -> Profile:
-    return get_profile(pytestconfig)
-
-
-@pytest.fixture(scope="session")
-def trials(pytestconfig: pytest.Config) -> Iterator[Trials]:
-    """The planned cells, with the model cache their rounds run on (closed at the end)."""
+def trials(pytestconfig: pytest.Config) -> Trials:
+    """The planned cells; their batches are measured as their first tests ask, each by
+    runner processes started for it."""
     plan = pytestconfig.stash[TRIALS]
-    plan.cache = ModelCache(
-        timeout=pytestconfig.getoption("cell_timeout"),
-        start_method=pytestconfig.getoption("start_method"),
-    )
-    try:
-        yield plan
-    finally:
-        plan.cache.close()
+    plan.opener = RunnerProcesses(pytestconfig.getoption("cell_timeout"))
+    return plan
 
 
 def pytest_benchmark_update_machine_info(
@@ -273,6 +306,30 @@ def pytest_benchmark_update_json(
         "load_avg_end": load_average(),
         "other_cpu_start": config.stash.get(OTHER_CPU_AT_START, None),
     }
+    handoffs = sorted(config.stash[TRIALS].handoffs)
+    if handoffs:
+        # What carrying each round to and from its runner cost, outside the round.
+        output_json["boundbench_runners"] = {
+            "protocol": PROTOCOL,
+            "rounds": len(handoffs),
+            "handoff_median_s": statistics.median(handoffs),
+            "handoff_p90_s": handoffs[int(0.9 * (len(handoffs) - 1))],
+        }
+    # A run made with a test hook (a slowdown, a killed worker) says so: it is never a
+    # baseline (merged into machine_info["boundbench"] by the reports, as the rest here).
+    active = hooks.active()
+    if active:
+        output_json["boundbench_host"]["test_hooks"] = active
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    handoffs = sorted(config.stash[TRIALS].handoffs)
+    if handoffs:
+        median, p90 = statistics.median(handoffs), handoffs[int(0.9 * (len(handoffs) - 1))]
+        terminalreporter.write_line(
+            f"boundbench: {len(handoffs)} rounds measured in runner processes; hand-off per "
+            f"round (outside the timed region) median {median * 1e6:.0f} us, p90 {p90 * 1e6:.0f} us"
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,508 +1,108 @@
-"""What every benchmark cell does, and how the rounds of many cells are interleaved.
+"""The one path from the catalogue to saved results: pytest items, a plan, interleaved
+rounds, pytest-benchmark's statistics.
 
-A **cell** is known at collection time (``Cell``), so the session can plan its rounds
-before any test runs.  The cells of one benchmark module form a **batch**; when the
-first test of a batch runs, the whole batch is measured as randomized multiple
-interleaved trials (RMIT): every cell's warm-up rounds first, then passes in which each
-cell runs one round, in a fresh random order each pass.  This host has slow phases of
-seconds; run back to back, a cell's rounds all land in one phase and its median moves
-from run to run, while interleaved, a slow phase costs each of several cells one round
-and their medians stay put.  Each test then hands its own cell's rounds to
-pytest-benchmark, which computes and saves the statistics as usual.
-
-Only ``run`` is timed.  Models live in a cache (starting pools is not what a cell
-measures) that is emptied after each batch; a model that breaks (a worker died, a wait
-timed out) is thrown away and started afresh for its next round, so one failure fails
-one cell.  Every result is checked, outside the timing, against the workload's
-``expected`` results or, where it has none, one serial run's.
+- ``cell_test(name)`` is a benchmark test (each test module is one line per test); the
+  session parametrizes it with its catalogue group's rows (``parametrize``).
+- ``Trials.plan`` builds every selected cell at collection, in batches: a test module's
+  cells, or a batch a cell names (``Cell.batch``).
+- When the first test of a batch runs, the whole batch is measured as randomized
+  multiple interleaved trials: every cell's warm-up rounds first, then passes in which
+  each cell runs one round, in a fresh random order each pass.  This host has slow
+  phases of seconds; interleaved, a slow phase costs each of several cells one round
+  and their medians stay put.  A runner measures the rounds (``workloads.runner``); this
+  process only plans and records.
+- Each test hands its own cell's rounds to pytest-benchmark (``measure``), which computes
+  and saves the statistics as usual: its timer for the test (the documented
+  ``benchmark(timer=...)`` marker) replays the measured rounds.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
+import inspect
 import math
-import os
 import random
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
-from benchmarks._profiles import PROFILES, Profile
-from benchmarks._testhooks import kill_worker_model, slowdown_factor
-from workloads import WORKLOADS, UserWorkload, Workload, resolve_workload, workload_ref
-from workloads.models import (
-    DEFAULT_START_METHOD,
-    MODELS,
-    Model,
-    ModelError,
-    get_model,
-    process_cpu_seconds,
-    stop_multiprocessing_helpers,
-    unavailable_models,
-)
+from benchmarks._groups import APART, Cell, Group, Session, memory_jobs
+from benchmarks.catalogue import CATALOGUE
+from workloads.models import MODELS
+from workloads.runner import Engine, RunnerError, RunnerProcess
+from workloads.runner._hooks import KILL_ENV
+from workloads.runner.scale import LIMIT_PREFIX
 
-# -- selection and parametrization (shared by conftest.py and the benchmark modules) --
+GROUP_ATTR = "boundbench_group"
 
 
-def selected_models(config: pytest.Config) -> list[str]:
-    raw = config.getoption("models") or ""
-    names = [name.strip() for name in raw.split(",") if name.strip()]
-    return names or list(MODELS)
+def cell_test(name: str) -> Callable[..., None]:
+    """The benchmark test ``name`` of the catalogue: its parameters are its group's."""
+    group = CATALOGUE[name]
+
+    def test(benchmark: Any, trials: Trials, request: pytest.FixtureRequest, **_: Any) -> None:
+        measure(benchmark, trials, request.node)
+
+    fixed = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY)
+             for n in ("benchmark", "trials", "request", *group.argnames)]  # fmt: skip
+    test.__signature__ = inspect.Signature(fixed)  # type: ignore[attr-defined]
+    test.__name__ = test.__qualname__ = name
+    setattr(test, GROUP_ATTR, group)
+    return test
 
 
-def get_profile(config: pytest.Config) -> Profile:
-    return PROFILES[config.getoption("profile")]
-
-
-# The users' workloads of ``--workload``, resolved and checked by conftest.py.
-USER_WORKLOADS = pytest.StashKey[list[UserWorkload]]()
-
-
-def user_workloads(config: pytest.Config) -> list[UserWorkload]:
-    return config.stash.get(USER_WORKLOADS, [])
-
-
-# Session settings a model may take (``Model.settings``): suite option -> its dest.
-SETTINGS = ("start_method", "dask_scheduler")
-
-
-def session_settings(config: pytest.Config) -> dict[str, Any]:
-    """The suite's options that models take as constructor keywords (unset ones left out)."""
-    found = {}
-    for name in SETTINGS:
-        value = config.getoption(name, default=None)
-        if value is not None:
-            found[name] = value
+def group_of(item: Any) -> Group | None:
+    found: Group | None = getattr(getattr(item, "function", None), GROUP_ATTR, None)
     return found
 
 
-def model_options(model: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The constructor options of ``model`` among the session's settings."""
-    return {key: settings[key] for key in MODELS[model].settings if key in settings}
-
-
-def model_params(
-    config: pytest.Config, cells: list[tuple[str, int, int]], workload: Workload | None = None
-) -> list[Any]:
-    """pytest.param per (model, tasks, workers), skipping visibly what cannot run here."""
-    chosen = selected_models(config)
-    missing = unavailable_models()
-    params = []
-    for model, tasks, workers in cells:
-        if model not in chosen:
-            continue
-        reason = missing.get(model)
-        if reason is None and workload is not None:
-            reason = MODELS[model].unsupported(workload)
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(
-            pytest.param(model, tasks, workers, id=f"{model}-{tasks}-{workers}", marks=marks)
-        )
-    return params
-
-
-def model_cells(bound: str, task_counts: tuple[int, ...]) -> list[tuple[str, int, int]]:
-    """(model, tasks, workers) for every model, each task count, its pool sizes."""
-    return [
-        (model, tasks, workers)
-        for tasks in task_counts
-        for model, cls in MODELS.items()
-        for workers in cls.worker_counts(bound, tasks)
+def parametrize(metafunc: pytest.Metafunc, session: Session) -> None:
+    group = getattr(metafunc.function, GROUP_ATTR, None)
+    if group is None:
+        return
+    skip = pytest.mark.skip
+    params = [
+        pytest.param(*row.values, id=row.id, marks=[skip(reason=row.skip)] if row.skip else [])
+        for row in group.rows(session)
     ]
+    metafunc.parametrize(group.argnames, params)
 
 
-def parametrize_cells(
-    metafunc: pytest.Metafunc,
-    bound: str,
-    task_counts: tuple[int, ...],
-    workload: Workload | str | None = None,
-) -> None:
-    """Parametrize (model, tasks, workers): every model, each task count, its pool sizes.
-
-    ``workload`` (default: the one the test is named after, ``test_NAME``) lets a model
-    that cannot run it be skipped with its reason.
-    """
-    if workload is None:
-        workload = metafunc.function.__name__.removeprefix("test_")
-    spec = WORKLOADS.get(workload) if isinstance(workload, str) else workload
-    cells = model_cells(bound, task_counts)
-    metafunc.parametrize(("model", "tasks", "workers"), model_params(metafunc.config, cells, spec))
-
-
-# -- the model cache --------------------------------------------------------------------
-
-
-class ModelCache:
-    """Started models keyed by (name, workers, options); rebuilt when broken."""
-
-    def __init__(self, timeout: float, start_method: str = DEFAULT_START_METHOD) -> None:
-        self.timeout = timeout
-        self.start_method = start_method
-        self.models: dict[tuple[Any, ...], Model] = {}
-        self.references: dict[tuple[Any, ...], list[Any]] = {}
-        self.killed: set[str] = set()
-        # other things a batch's cells share (an echo server, a load client): key ->
-        # (the thing, how to close it); closed with the models after each batch
-        self.resources: dict[Any, tuple[Any, Callable[[], None]]] = {}
-
-    def resource(self, key: Any, start: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
-        """A shared thing for the cells of a batch, started on first use."""
-        if key not in self.resources:
-            self.resources[key] = start()
-        return self.resources[key][0]
-
-    def drop(self, key: Any) -> None:
-        """Close and forget one resource (it broke); the next use starts it afresh."""
-        entry = self.resources.pop(key, None)
-        if entry is not None:
-            entry[1]()
-
-    def get(self, name: str, workers: int | None = None, **options: Any) -> Model:
-        """A started model; raises ModelError when it cannot start."""
-        key = (name, workers, tuple(sorted(options.items())))
-        model = self.models.get(key)
-        if model is not None and not model.healthy:
-            model.close()
-            del self.models[key]
-            model = None
-        if model is None:
-            model = get_model(name, workers=workers, timeout=self.timeout, **options)
-            try:
-                model.start()
-            except BaseException:
-                # Also Ctrl-C or SIGTERM mid-start: what it started so far goes now, not
-                # at exit (a half-started pool's threads or processes would outlive us).
-                model.close()
-                raise
-            self.models[key] = model
-        return model
-
-    def reference(self, workload: Workload, params: Mapping[str, Any], tasks: int) -> list[Any]:
-        """What every model must return for the cell: the workload's ``expected``
-        results where it has them (no waiting), else one serial run's."""
-        key = (workload.name, tuple(sorted(params.items())), tasks)
-        if key not in self.references:
-            known = workload.expected_results(tasks, **params)
-            if known is None:
-                known = self.get("serial").run(workload, dict(params), tasks)
-            self.references[key] = known
-        return self.references[key]
-
-    def close_models(self) -> None:
-        for model in self.models.values():
-            model.close()
-        self.models.clear()
-        for key in list(self.resources):
-            self.drop(key)
-
-    def close(self) -> None:
-        self.close_models()
-        stop_multiprocessing_helpers()
-
-
-def _kill_a_worker_soon(model: Model, delay: float = 0.05) -> None:
-    def kill() -> None:
-        time.sleep(delay)
-        for pid in model.child_pids()[:1]:
-            os.kill(pid, 9)
-
-    threading.Thread(target=kill, daemon=True).start()
-
-
-def describe_mismatch(expected: list[Any], got: list[Any]) -> str:
-    if len(expected) != len(got):
-        return f"{len(got)} results instead of {len(expected)}"
-    for index, (want, have) in enumerate(zip(expected, got, strict=True)):
-        if want != have:
-            return f"task {index}: expected {want!r}, got {have!r}"
-    return "no difference"
-
-
-# -- cells ------------------------------------------------------------------------------
-
-
-class CellError(RuntimeError):
-    """A cell of a non-model kind could not run a round (its server died, ...)."""
-
-
-@dataclass(frozen=True)
-class Round:
-    seconds: float
-    cpu_s: float
-    result: Any
-
-
-class Runner:
-    """A prepared cell: ``round()`` times one call, ``problem()`` judges its result."""
-
-    def round(self) -> Round:
-        raise NotImplementedError
-
-    def problem(self, result: Any) -> str | None:
-        return None
-
-    def void(self, result: Any) -> str | None:
-        """Why this round measured something other than the cell, or None.
-
-        A void round is a correct run under conditions the cell did not ask for (a
-        convoy worker the GIL never let run, say): it is thrown away and run again, up
-        to ``VOID_LIMIT`` times per cell, and counted in ``extra_info["void_rounds"]``.
-        A wrong result is a ``problem()``, which fails the cell at once.
-        """
-        return None
-
-    def finish(self, seconds: list[float]) -> dict[str, Any]:
-        """More ``extra_info``, once after the cell's last measured round (untimed).
-
-        ``seconds`` are the measured rounds.  The cell's model is still started, so an
-        extra untimed round (a memory measurement, say) can run here.
-        """
-        return {}
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One benchmark cell: what it runs, how many rounds, and its ``extra_info``."""
-
-    group: str
-    rounds: int
-    warmup: int
-    info: Mapping[str, Any]
-    # cells interleave with the others of their batch; None: their benchmark module
-    batch: str | None = field(default=None, kw_only=True)
-
-    def prepare(self, cache: ModelCache) -> Runner:
-        raise NotImplementedError
-
-    def summary(self, results: list[Any]) -> dict[str, Any]:
-        """More ``extra_info`` from the measured rounds' results (none by default)."""
-        return {}
-
-
-@dataclass(frozen=True)
-class ModelCell(Cell):
-    """A workload run as ``tasks`` tasks by a registered model."""
-
-    workload: str = ""
-    model: str = ""
-    tasks: int = 1
-    workers: int | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def prepare(self, cache: ModelCache) -> Runner:
-        return _ModelRunner(self, cache)
-
-
-class _ModelRunner(Runner):
-    def __init__(self, cell: ModelCell, cache: ModelCache) -> None:
-        self.cell = cell
-        self.cache = cache
-        self.workload = resolve_workload(cell.workload)
-        self.params = dict(cell.params)
-        self.expected = cache.reference(self.workload, self.params, cell.tasks)
-        self.slow = slowdown_factor(cell.workload)
-        self.model()  # start it now: a model that cannot start fails before any timing
-
-    def model(self) -> Model:
-        cell = self.cell
-        return self.cache.get(cell.model, cell.workers, **cell.options)
-
-    def round(self) -> Round:
-        model = self.model()
-        name = self.cell.model
-        if kill_worker_model() == name and name not in self.cache.killed:
-            self.cache.killed.add(name)
-            # Mid-round: half a task's duration in, while the tasks are in flight.
-            task_s = self.workload.task_seconds(**self.params) or 0.1
-            _kill_a_worker_soon(model, delay=task_s / 2)
-        return timed_run(
-            model, lambda: model.run(self.workload, self.params, self.cell.tasks), self.slow
-        )
-
-    def finish(self, seconds: list[float]) -> dict[str, Any]:
-        return {"model_info": model_facts(self.model())}
-
-    def problem(self, result: Any) -> str | None:
-        if result == self.expected:
-            return None
-        return (
-            f"{self.cell.model} returned wrong results for {self.cell.workload} x "
-            f"{self.cell.tasks}: {describe_mismatch(self.expected, result)}"
-        )
-
-
-def model_facts(model: Model) -> dict[str, Any]:
-    """What a started model says about itself beyond its name and flavour (an event
-    loop's module, a start method, a Dask cluster's shape and version, a subinterpreter
-    pool's backend): ``extra_info["model_info"]``."""
-    return {k: v for k, v in model.info().items() if k not in ("model", "flavour")}
-
-
-def timed_run(model: Model, run: Callable[[], Any], slow: float = 1.0) -> Round:
-    """One timed ``run()`` of a model: wall time and the CPU of its processes.
-
-    The wall time is measured around ``run()``, or where the tasks ran when the model
-    says so (``Model.last_run_s``: gevent's worker process).
-
-    ``slow`` is the test-only factor of ``BOUNDBENCH_SLOWDOWN``: the round is stretched
-    to that many times its length, nothing else changes.
-    """
-    model.last_run_s = None
-    cpu_before = model.cpu_seconds()
-    started = time.perf_counter()
-    results = run()
-    elapsed = time.perf_counter() - started
-    if model.last_run_s is not None:  # timed where the tasks ran (Model.last_run_s)
-        elapsed = model.last_run_s
-    if slow != 1.0:
-        time.sleep((slow - 1.0) * elapsed)
-        elapsed *= slow
-    return Round(elapsed, model.cpu_seconds() - cpu_before, results)
-
-
-@dataclass(frozen=True)
-class CallCell(Cell):
-    """A cell that times a plain call (the seed's loops, a pool's start-up)."""
-
-    call: Callable[[], Any] = print
-    expect: Any = None
-    # CPU clock read before and after each round (own process by default).
-    cpu_clock: Callable[[], float] = process_cpu_seconds
-
-    def prepare(self, cache: ModelCache) -> Runner:
-        return _CallRunner(self)
-
-
-class _CallRunner(Runner):
-    def __init__(self, cell: CallCell) -> None:
-        self.cell = cell
-
-    def round(self) -> Round:
-        cpu_before = self.cell.cpu_clock()
-        started = time.perf_counter()
-        result = self.cell.call()
-        elapsed = time.perf_counter() - started
-        return Round(elapsed, self.cell.cpu_clock() - cpu_before, result)
-
-    def problem(self, result: Any) -> str | None:
-        if result == self.cell.expect:
-            return None
-        return f"expected {self.cell.expect!r}, got {result!r}"
-
-
-# The batch name of a model whose cells run apart from the other models' (own_batch),
-# followed by the model's name.
-APART = "model:"
-
-
-def model_cell(
-    profile: Profile,
-    *,
-    workload: str | Workload,
-    model: str,
-    tasks: int,
-    workers: int | None,
-    params: Mapping[str, Any],
-    rounds: int,
-    warmup: int,
-    start_method: str | None = None,
-    settings: Mapping[str, Any] | None = None,
-    group: str | None = None,
-    label: str | None = None,
-) -> ModelCell:
-    """The cell for a workload under a model, with the ``extra_info`` the contract names.
-
-    ``settings`` are the session's (``session_settings``); the model takes those it
-    names in ``Model.settings``, and they are recorded.  ``start_method`` is a shortcut
-    for ``settings={"start_method": ...}``.
-    """
-    spec = resolve_workload(workload) if isinstance(workload, str) else workload
-    ref = workload if isinstance(workload, str) else workload_ref(workload)
-    model_cls = MODELS[model]
-    given = dict(settings or {})
-    if start_method is not None:
-        given.setdefault("start_method", start_method)
-    options = model_options(model, given)
-    workers = workers if model_cls.pooled else None
-    # How many tasks run at once: a pool's size; serial 1, a scheduler every task.
-    effective = (
-        min(workers or tasks, tasks)
-        if model_cls.pooled
-        else model_cls.worker_counts(spec.bound, tasks)[0]
-    )
-    ideal = spec.task_seconds(**params)
-    info: dict[str, Any] = {
-        "bound": spec.bound,
-        "workload": label or spec.name,
-        "model": model,
-        "flavour": model_cls.flavour,
-        "tasks": tasks,
-        "workers": effective,
-        "params": dict(params),
-        "profile": profile.name,
-        **options,
-    }
-    if ideal is not None:
-        info["ideal_s"] = ideal
-    cap = model_cls.worker_cap
-    if cap is not None and workers == cap < tasks and "tasks" in model_cls.choices(spec.bound):
-        # One worker per task was asked for and capped: the report says so.
-        info["workers_cap"] = cap
-    return ModelCell(
-        batch=f"{APART}{model}" if model_cls.own_batch else None,
-        group=group or f"{spec.name}:tasks={tasks}",
-        rounds=rounds,
-        warmup=warmup,
-        info=info,
-        workload=ref,
-        model=model,
-        tasks=tasks,
-        workers=workers,
-        params=dict(params),
-        options=options,
-    )
-
-
-# -- planning and interleaving -----------------------------------------------------------
-
-CellBuilder = Callable[..., Cell]
-# The CPU cells' batch: other CPU-bound cells (the seed's loops, start-ups) join it, so
-# their rounds spread over its minute instead of a few seconds of their own.
-CPU_BATCH = "benchmarks/test_cpu.py"
-_BUILDER_ATTR = "boundbench_cell"
-
-
-def cell_builder(build: CellBuilder) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a benchmark test: ``build(config, **params)`` says which cell it measures."""
-
-    def mark(test: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(test, _BUILDER_ATTR, build)
-        return test
-
-    return mark
-
-
-# Void rounds (``Runner.void``) a cell may throw away and run again before it fails.
-VOID_LIMIT = 3
+# -- planning --------------------------------------------------------------------------
 
 
 @dataclass
 class Outcome:
     seconds: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
-    results: list[Any] = field(default_factory=list)
     error: str | None = None
-    # why each void round was thrown away (measured and warm-up rounds alike)
+    # why each void round was thrown away (warm-up and measured rounds alike)
     voids: list[str] = field(default_factory=list)
-    # extra_info from ``Runner.finish``
+    # extra_info from the cell's end (Cell.finish in the runner)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ReplayClock:
+    """A timer for pytest-benchmark that replays rounds measured earlier: it advances
+    by the next recorded round between each pair of reads (before and after a round)."""
+
+    __name__ = "perf_counter (interleaved rounds, replayed)"
+
+    def __init__(self) -> None:
+        self.steps: Iterator[float] = iter(())
+        self.now = 0.0
+        self.reads = 0
+
+    def load(self, seconds: list[float]) -> None:
+        self.steps, self.reads = iter(seconds), 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        if self.reads % 2 == 0:
+            self.now += next(self.steps)
+        return self.now
 
 
 @dataclass
@@ -510,41 +110,44 @@ class Trials:
     """The session's plan: every cell by node id, in batches; their measured rounds."""
 
     seed: int
-    cache: ModelCache | None = None
+    opener: Opener | None = None
     cells: dict[str, Cell] = field(default_factory=dict)
     batches: dict[str, list[str]] = field(default_factory=dict)
     batch_of: dict[str, str] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    clocks: dict[str, ReplayClock] = field(default_factory=dict)
+    # the hand-off of every round (its round trip outside the runner), seconds
+    handoffs: list[float] = field(default_factory=list)
 
-    def plan(self, items: list[pytest.Item], config: pytest.Config) -> None:
+    def plan(self, items: list[pytest.Item], session: Session, once: bool = False) -> None:
+        """Build the cells of the selected, runnable items.  ``once``: one round each and
+        no warm-up (``--benchmark-disable``: every cell once, as a plain test)."""
+        planned = {}
         for item in items:
-            build = getattr(getattr(item, "function", None), _BUILDER_ATTR, None)
-            if build is None or item.get_closest_marker("skip") is not None:
+            group = group_of(item)
+            if group is None or item.get_closest_marker("skip") is not None:
                 continue
-            callspec = getattr(item, "callspec", None)
-            params = dict(callspec.params) if callspec is not None else {}
-            cell = self.cells[item.nodeid] = build(config, **params)
-            batch = batch_name(cell.batch, item.nodeid)
-            self.batch_of[item.nodeid] = batch
-            self.batches.setdefault(batch, []).append(item.nodeid)
+            params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
+            cell = group.cell(session, **params)
+            planned[item.nodeid] = replace(cell, rounds=1, warmup=0) if once else cell
+        for nodeid, cell in zip(planned, memory_jobs(list(planned.values())), strict=True):
+            self.cells[nodeid] = cell
+            batch = batch_name(cell.batch, nodeid)
+            self.batch_of[nodeid] = batch
+            self.batches.setdefault(batch, []).append(nodeid)
+            self.clocks[nodeid] = ReplayClock()
 
     def outcome(self, nodeid: str) -> Outcome:
         if nodeid not in self.outcomes:
             batch = self.batches[self.batch_of[nodeid]]
-            self.run_batch([n for n in batch if n not in self.outcomes])
+            todo = {n: self.cells[n] for n in batch if n not in self.outcomes}
+            assert self.opener is not None, "the trials fixture gives the runners"
+            self.handoffs += interleave(todo, self.outcomes, self.seed, self.opener)
         return self.outcomes[nodeid]
-
-    def run_batch(self, nodeids: list[str]) -> None:
-        assert self.cache is not None, "the trials fixture attaches the cache"
-        try:
-            _interleave(self.cache, {n: self.cells[n] for n in nodeids}, self.outcomes, self.seed)
-        finally:
-            # A batch's pools and workers are not left to run beside the next batch.
-            self.cache.close_models()
 
 
 def batch_name(cell_batch: str | None, nodeid: str) -> str:
-    """The batch a cell's rounds interleave in: its benchmark module by default.
+    """The batch a cell's rounds interleave in: its test module's by default.
 
     A model that runs apart (``APART``) still runs one module at a time: only the pools
     of one module's cells are alive together (a dask cluster per pool size, each five
@@ -573,154 +176,163 @@ def schedule(rounds: Mapping[str, int]) -> list[list[str]]:
     return plan
 
 
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """The measured passes run with the heap they start with frozen (``gc.freeze()``).
+Opener = Callable[[str | None], Any]
 
-    A full collection walks every object the process holds: pytest's, the plugins',
-    the harness's, a Dask client's; 50-70 ms each here, a dozen in the io_socket module
-    alone, landing in whichever round allocated last.  Frozen, those objects are left
-    out: a round still pays for collecting its own garbage, not for the harness's heap.
+
+class RunnerProcesses:
+    """Runners for a batch: a process each, started as a cell first needs one (``patch``:
+    the one its model asks for, ``Model.runner_patch``)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.env: dict[str, str] = {}
+
+    def __call__(self, patch: str | None) -> RunnerProcess:
+        runner = RunnerProcess(self.timeout, patch=patch, env=self.env)
+        runner.start()
+        return runner
+
+    def lost(self) -> None:
+        # A runner died: if the kill hook did it, it has done its job (the runner is
+        # gevent's worker); its replacements run without it.
+        self.env[KILL_ENV] = ""
+
+
+def in_process(timeout: float) -> Opener:
+    """Runners in this process (tests of the interleaving; never patched)."""
+    return lambda patch: Engine(timeout)
+
+
+def interleave(
+    cells: Mapping[str, Cell], outcomes: dict[str, Outcome], seed: int, opener: Opener
+) -> list[float]:
+    """Measure a batch: prepare every cell, warm-ups in a random order, then the passes;
+    the hand-off of each round (its round trip outside the runner) is returned.
+
+    A runner that dies or falls silent fails the cell it was serving; the batch's other
+    cells on it get a new runner, and those that had measured rounds on it fail too
+    (their results were in it).
     """
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def _interleave(
-    cache: ModelCache, cells: Mapping[str, Cell], outcomes: dict[str, Outcome], seed: int
-) -> None:
     rng = random.Random(seed)
-    runners: dict[str, Runner] = {}
-    for key, cell in cells.items():
-        outcomes[key] = Outcome()
-        try:
-            runners[key] = cell.prepare(cache)
-        except (ModelError, CellError, LookupError, ValueError) as exc:
-            outcomes[key].error = f"could not prepare the cell: {exc}"
+    runners: dict[str | None, Any] = {}
+    prepared: dict[str, str | None] = {}
+    handoffs: list[float] = []
 
-    def one_round(key: str) -> Round | None:
+    def patch_of(key: str) -> str | None:
+        model = cells[key].model
+        return MODELS[model].runner_patch if model in MODELS else None
+
+    def runner(patch: str | None) -> Any:
+        if patch not in runners:
+            runners[patch] = opener(patch)
+        return runners[patch]
+
+    def lost(key: str, exc: RunnerError) -> None:
+        patch = patch_of(key)
+        gone = runners.pop(patch, None)
+        getattr(opener, "lost", lambda: None)()
+        if gone is not None:
+            handoffs.extend(getattr(gone, "handoffs", ()))
+            gone.kill()
+        outcomes[key].error = str(exc)
+        for other in [k for k, p in prepared.items() if p == patch]:
+            del prepared[other]
+            kept = len(outcomes[other].seconds)
+            if kept and not outcomes[other].error:
+                outcomes[other].error = f"its runner was lost after {kept} of its rounds: {exc}"
+
+    def prepare(key: str) -> bool:
+        """Start what the cell needs (untimed); False when it cannot run."""
+        try:
+            reply = runner(patch_of(key)).prepare(key, cells[key].kind, dict(cells[key].kwargs))
+        except RunnerError as exc:
+            lost(key, exc)
+            return False
+        outcomes[key].error = reply.get("error")
+        if outcomes[key].error:
+            return False
+        prepared[key] = patch_of(key)
+        return True
+
+    def ask(key: str, op: str, *args: Any) -> dict[str, Any] | None:
+        """A request for ``key``'s cell to its runner (prepared anew on a new runner after
+        its runner was lost); None when the runner was lost now."""
+        if key not in prepared and not prepare(key):
+            return None
+        try:
+            reply: dict[str, Any] = getattr(runner(prepared[key]), op)(key, *args)
+        except RunnerError as exc:
+            lost(key, exc)
+            return None
+        return reply
+
+    def one_round(key: str, keep: bool) -> None:
         outcome = outcomes[key]
-        if outcome.error:
-            return None
-        try:
-            measured, outcome.error = judged_round(runners[key], outcome.voids)
-        except (ModelError, CellError) as exc:
-            outcome.error = str(exc)
-            return None
-        return measured
+        reply = None if outcome.error else ask(key, "round", keep)
+        if reply is None:
+            return
+        outcome.voids += reply.get("voids", [])
+        outcome.error = reply.get("error")
+        if keep and not outcome.error:
+            outcome.seconds.append(reply["seconds"])
+            outcome.cpu_s.append(reply["cpu_s"])
 
-    warmups = [key for key in runners for _ in range(cells[key].warmup)]
-    rng.shuffle(warmups)
-    for key in warmups:
-        one_round(key)
-    with frozen_heap():
-        for keys in schedule({key: cells[key].rounds for key in runners}):
+    try:
+        for key in cells:
+            outcomes[key] = Outcome()
+        for key in cells:  # every cell's models and servers start before any round
+            prepare(key)
+        warmups = [key for key in cells for _ in range(cells[key].warmup)]
+        rng.shuffle(warmups)
+        for key in warmups:
+            one_round(key, keep=False)
+        for keys in schedule({key: cell.rounds for key, cell in cells.items()}):
             rng.shuffle(keys)
             for key in keys:
-                measured = one_round(key)
-                if measured is not None:
-                    outcomes[key].seconds.append(measured.seconds)
-                    outcomes[key].cpu_s.append(measured.cpu_s)
-                    outcomes[key].results.append(measured.result)
-    for key, runner in runners.items():
-        outcome = outcomes[key]
-        if outcome.error or not outcome.seconds:
-            continue
-        try:
-            outcome.extra = runner.finish(list(outcome.seconds))
-        except (ModelError, CellError) as exc:
-            outcome.error = f"after its rounds: {exc}"
+                one_round(key, keep=True)
+        for key in cells:
+            outcome = outcomes[key]
+            if not outcome.error and outcome.seconds:
+                reply = ask(key, "finish")
+                if reply is not None:
+                    outcome.error = reply.get("error")
+                    outcome.extra = reply.get("extra", {})
+        for patch in list(runners):  # a batch's pools and servers end before the next batch
+            handoffs.extend(getattr(runners[patch], "handoffs", ()))
+            runners.pop(patch).close()
+    finally:
+        for leftover in runners.values():  # interrupted (Ctrl-C, SIGTERM) or failed
+            leftover.kill()
+    return handoffs
 
 
-def judged_round(runner: Runner, voids: list[str]) -> tuple[Round | None, str | None]:
-    """One round of ``runner`` and, if it failed, why; void rounds are run again.
-
-    ``voids`` collects why each void round was thrown away; past ``VOID_LIMIT`` of them
-    the cell fails (with the last reason), rather than retrying forever.
-    """
-    while True:
-        measured = runner.round()
-        problem = runner.problem(measured.result)
-        if problem:
-            return None, problem
-        void = runner.void(measured.result)
-        if void is None:
-            return measured, None
-        voids.append(void)
-        if len(voids) > VOID_LIMIT:
-            return None, f"{void} ({len(voids)} void rounds, more than the {VOID_LIMIT} allowed)"
-
-
-class _ReplayClock:
-    """A timer for pytest-benchmark that replays rounds measured earlier.
-
-    pytest-benchmark reads its timer once before and once after each round; this clock
-    advances by the next recorded round between those two reads, so the saved
-    statistics and raw data are exactly the interleaved rounds.
-    """
-
-    __name__ = "perf_counter (interleaved rounds, replayed)"
-
-    def __init__(self, seconds: list[float]) -> None:
-        self._steps: Iterator[float] = iter(seconds)
-        self._now = 0.0
-        self._reads = 0
-
-    def __call__(self) -> float:
-        self._reads += 1
-        if self._reads % 2 == 0:
-            self._now += next(self._steps)
-        return self._now
+# -- recording -------------------------------------------------------------------------
 
 
 def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
-    """The body of every planned benchmark test."""
+    """The body of every benchmark test: its cell's rounds, handed to pytest-benchmark."""
     cell = trials.cells.get(node.nodeid)
     if cell is None:
         pytest.fail(f"{node.nodeid}: no cell was planned for this test", pytrace=False)
     benchmark.group = cell.group
     benchmark.extra_info.update(cell.info)
-    if not benchmark.enabled:
-        # --benchmark-disable: every cell once, as a plain test, nothing interleaved.
-        assert trials.cache is not None
-        _once(benchmark, trials.cache, cell)
-        return
     outcome = trials.outcome(node.nodeid)
+    if outcome.error and LIMIT_PREFIX in outcome.error:
+        pytest.skip(outcome.error[outcome.error.index(LIMIT_PREFIX) :])
     if outcome.error:
         pytest.fail(outcome.error, pytrace=False)
     if not outcome.seconds:
         pytest.fail("the cell measured no round", pytrace=False)
+    if not benchmark.enabled:  # --benchmark-disable: the cell ran once, nothing to save
+        benchmark.pedantic(lambda: None)
+        return
     benchmark.extra_info["cpu_s"] = sum(outcome.cpu_s) / len(outcome.cpu_s)
     benchmark.extra_info["interleaved"] = True
     if outcome.voids:
         benchmark.extra_info["void_rounds"] = len(outcome.voids)
-    benchmark.extra_info.update(cell.summary(outcome.results))
     benchmark.extra_info.update(outcome.extra)
-    benchmark._timer = _ReplayClock(outcome.seconds)
+    trials.clocks[node.nodeid].load(outcome.seconds)
     benchmark.pedantic(lambda: None, rounds=len(outcome.seconds), iterations=1)
-
-
-def _once(benchmark: Any, cache: ModelCache, cell: Cell) -> None:
-    voids: list[str] = []
-    try:
-        runner = cell.prepare(cache)
-        # pedantic with benchmarks disabled calls the target once and times nothing.
-        measured, problem = benchmark.pedantic(
-            judged_round, args=(runner, voids), rounds=1, iterations=1
-        )
-    except (ModelError, CellError, LookupError, ValueError) as exc:
-        pytest.fail(str(exc), pytrace=False)
-    if measured is None:  # judged_round says why whenever it keeps no round
-        pytest.fail(str(problem), pytrace=False)
-    benchmark.extra_info.update(cell.summary([measured.result]))
-    try:
-        benchmark.extra_info.update(runner.finish([measured.seconds]))
-    except (ModelError, CellError) as exc:
-        pytest.fail(f"after its round: {exc}", pytrace=False)
 
 
 def gevent_patched() -> list[str]:

@@ -24,21 +24,14 @@ from typing import Any
 import psutil
 import pytest
 
-from benchmarks._harness import CellError, ModelCache, Runner
-from benchmarks.test_convoy import (
-    CLIENT,
-    CONVOY_PROFILES,
-    MIN_REQUESTS,
-    SERVER,
-    ConvoyCell,
-    ConvoyRound,
-    round_requests,
-)
+from benchmarks.catalogue import CONVOY, MIN_REQUESTS, round_requests
 from tests._net_helpers import no_leaks
 from tests._procs import TAG_ENV, describe, is_live, wait_gone
 from workloads._children import child_env
 from workloads.convoy import PLACEMENTS, ConvoyRefused, ConvoyServer, check_load
 from workloads.net import LoadClient
+from workloads.runner import Bench, Cell, CellError
+from workloads.runner.netcells import CLIENT, SERVER, ConvoyCell, ConvoyRound
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = 0.005
@@ -54,33 +47,27 @@ def _nothing_left_and_interval_untouched() -> Iterator[None]:
 
 
 @pytest.fixture
-def cache() -> Iterator[ModelCache]:
-    cache = ModelCache(timeout=60)
+def cache() -> Iterator[Bench]:
+    cache = Bench(timeout=60)
     try:
         yield cache
     finally:
-        cache.close_models()
+        cache.close()
 
 
-def cell(placement: str, cpu_threads: int, interval: float, requests: int) -> ConvoyCell:
-    return ConvoyCell(
-        group="convoy",
-        rounds=1,
-        warmup=0,
-        info={},
-        placement=placement,
-        cpu_threads=cpu_threads,
-        switch_interval=interval,
-        requests=requests,
-    )
+def cell(
+    cache: Bench, placement: str, cpu_threads: int, interval: float, requests: int
+) -> ConvoyCell:
+    """A convoy cell prepared on ``cache``, as a runner prepares it."""
+    return ConvoyCell(cache, placement, cpu_threads, interval, requests, 64, 1)
 
 
-def shared(cache: ModelCache, key: str) -> Any:
+def shared(cache: Bench, key: str) -> Any:
     """A thing the cells share, as the harness's cache holds it (it must be up)."""
     return cache.resources[key][0]
 
 
-def rps(runner: Runner) -> float:
+def rps(runner: Cell) -> float:
     measured = runner.round()
     result: ConvoyRound = measured.result
     assert runner.problem(result) is None
@@ -88,12 +75,12 @@ def rps(runner: Runner) -> float:
     return result.load.throughput_rps
 
 
-def test_one_cpu_thread_slows_the_server_by_far(cache: ModelCache) -> None:
+def test_one_cpu_thread_slows_the_server_by_far(cache: Bench) -> None:
     """A pure-Python thread beside the server: each request waits for the GIL (~one
     switch interval); alone, a request takes tens of microseconds.  Median of 3
     interleaved rounds each; 2x is a generous floor for a ~100x effect."""
-    alone = cell("threads", 0, DEFAULT, 1000).prepare(cache)
-    beside = cell("threads", 1, DEFAULT, 20).prepare(cache)
+    alone = cell(cache, "threads", 0, DEFAULT, 1000)
+    beside = cell(cache, "threads", 1, DEFAULT, 20)
     runs: dict[str, list[float]] = {"alone": [], "beside": []}
     for _ in range(3):
         runs["alone"].append(rps(alone))
@@ -146,11 +133,11 @@ def _kill_soon(pids: list[int], delay: float) -> threading.Thread:
     return thread
 
 
-def test_a_round_that_fails_restores_the_interval(cache: ModelCache) -> None:
+def test_a_round_that_fails_restores_the_interval(cache: Bench) -> None:
     """The load client dies in the middle of a slow round (4 CPU threads at 0.1 ms): the
     round fails, the CPU work stops, the child's interval is its default again, and the
     next round runs on a fresh client."""
-    runner = cell("threads", 4, 0.0001, 2000).prepare(cache)
+    runner = cell(cache, "threads", 4, 0.0001, 2000)
     server: ConvoyServer = shared(cache, SERVER)
     client: LoadClient = shared(cache, CLIENT)
     killer = _kill_soon(client.pids(), 0.3)
@@ -163,18 +150,18 @@ def test_a_round_that_fails_restores_the_interval(cache: ModelCache) -> None:
     assert not [name for name in status["threads"] if name.startswith("convoy-cpu")]
     assert server.alive()  # it did its job: kept, not killed
     # The next round works (a new client), at the cell's interval, then restored again.
-    again = cell("threads", 1, 0.0001, 50).prepare(cache)
+    again = cell(cache, "threads", 1, 0.0001, 50)
     assert rps(again) > 0
     assert server.status()["switch_interval"] == DEFAULT
 
 
 def test_a_pool_worker_that_dies_fails_the_round_and_the_server_goes(
-    cache: ModelCache,
+    cache: Bench,
 ) -> None:
     """A process pool worker killed mid-round: the child cannot vouch for its work, so
     the round fails and the child (with its pool) is killed; the next cell starts a new
     one at the default interval."""
-    runner = cell("processes", 2, 0.001, 10_000).prepare(cache)
+    runner = cell(cache, "processes", 2, 0.001, 10_000)
     server: ConvoyServer = shared(cache, SERVER)
     group = server.pids()
     # The pool's workers are the forkserver's children (they share its command line).
@@ -194,7 +181,7 @@ def test_a_pool_worker_that_dies_fails_the_round_and_the_server_goes(
     while any(psutil.pid_exists(pid) and _alive(pid) for pid in group):
         assert time.monotonic() < deadline, "the old server's group is still there"
         time.sleep(0.05)
-    fresh = cell("processes", 1, DEFAULT, 200).prepare(cache)
+    fresh = cell(cache, "processes", 1, DEFAULT, 200)
     assert rps(fresh) > 0
     new_server: ConvoyServer = shared(cache, SERVER)
     assert new_server.pid != group[0]
@@ -209,8 +196,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
-def test_every_placement_runs_and_stops_its_workers(cache: ModelCache, placement: str) -> None:
-    runner = cell(placement, 2, DEFAULT, 30).prepare(cache)
+def test_every_placement_runs_and_stops_its_workers(cache: Bench, placement: str) -> None:
+    runner = cell(cache, placement, 2, DEFAULT, 30)
     measured = runner.round()
     assert runner.problem(measured.result) is None
     assert len(measured.result.unloaded.work) == 2
@@ -219,10 +206,10 @@ def test_every_placement_runs_and_stops_its_workers(cache: ModelCache, placement
     assert not [name for name in status["threads"] if name.startswith("convoy-cpu")]
 
 
-def test_a_starved_worker_voids_the_round_and_a_missing_one_fails_it(cache: ModelCache) -> None:
+def test_a_starved_worker_voids_the_round_and_a_missing_one_fails_it(cache: Bench) -> None:
     """A worker the GIL passed over all round (work 0) makes the round void, to be run
     again by the harness; a server that reports the wrong number of workers is wrong."""
-    runner = cell("threads", 4, 0.001, 30).prepare(cache)
+    runner = cell(cache, "threads", 4, 0.001, 30)
     measured: ConvoyRound = runner.round().result
     assert runner.problem(measured) is None
     assert runner.void(measured) is None
@@ -280,12 +267,12 @@ def test_a_dead_parent_takes_the_child_and_its_pool_along(tmp_path: Path) -> Non
 
 
 def test_request_counts_are_fixed_per_cell_and_sized_to_short_rounds() -> None:
-    for name, profile in CONVOY_PROFILES.items():
-        assert len(set(profile.cells)) == len(profile.cells), name
-        for key in profile.cells:
+    for name, profile in CONVOY.items():
+        assert len(set(profile[0])) == len(profile[0]), name
+        for key in profile[0]:
             requests = round_requests(*key)
             assert requests == round_requests(*key) >= MIN_REQUESTS
-    standard = CONVOY_PROFILES["standard"].cells
+    standard = CONVOY["standard"][0]
     assert len(standard) == 16
     assert {(p, n) for p, n, i in standard if i == 0.005} >= {
         ("threads", 0),
@@ -345,7 +332,7 @@ def test_quick_profile_passes_with_benchmark_disable() -> None:
     tag = f"convoy-disable-{os.getpid()}"
     done = _pytest_run("--benchmark-disable", tag=tag)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"{len(CONVOY_PROFILES['quick'].cells)} passed" in done.stdout
+    assert f"{len(CONVOY['quick'][0])} passed" in done.stdout
     assert not wait_gone(tag)
 
 
@@ -378,7 +365,7 @@ def test_cells_keep_the_contract_and_show_the_convoy(tmp_path: Path) -> None:
             assert isinstance(info[key], float)
             assert info[key] > 0
         assert info["latency_p50_ms"] <= info["latency_p99_ms"]
-        assert len(bench["stats"]["data"]) == CONVOY_PROFILES["quick"].rounds
+        assert len(bench["stats"]["data"]) == CONVOY["quick"][1]
     assert set(cells) == {0, 1}
     per_request = {
         n: bench["stats"]["median"] / bench["extra_info"]["requests"] for n, bench in cells.items()

@@ -523,3 +523,59 @@ def test_per_task_overhead_is_plausible(no_leftovers: None) -> None:
         assert model.run(CPU, {"n": 1, "yield_every": 1}, 1000) == [(i, 0) for i in range(1000)]
         per_task = (time.perf_counter() - started) / 1000
     assert per_task < 0.05
+
+
+# -- --dask-scheduler through the suite (every dask cell, one path) ---------------------
+
+
+def bench_run(*args: str, tag: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, TAG_ENV: tag, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--profile", "quick", "--models", "serial,dask",
+         "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@needs_dask
+@pytest.mark.slow
+def test_the_dask_scheduler_option_reaches_cpu_io_and_mixed_cells(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.json"
+    tag = uuid.uuid4().hex
+    done = bench_run(
+        "benchmarks/test_cpu.py", "benchmarks/test_io.py", "benchmarks/test_mixed.py",
+        "-k", "dask and (cpu_loop or io_sleep or python-1.0)", "--dask-scheduler",
+        cluster.address, f"--benchmark-json={out}", tag=tag,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert wait_gone(tag) == []
+    cells = json.loads(out.read_text())["benchmarks"]
+    assert {c["extra_info"]["workload"] for c in cells} == {"cpu_loop", "io_sleep", "mixed"}
+    for bench in cells:
+        info = bench["extra_info"]
+        assert info["model"] == "dask"
+        assert info["dask_scheduler"] == cluster.address, bench["name"]
+        # what the started model says: it ran on the external cluster's two workers
+        assert info["model_info"]["dask_scheduler"] == cluster.address, bench["name"]
+        assert info["model_info"]["dask_processes"] == 2
+    assert all(proc.poll() is None for proc in cluster.procs), "the cluster stays up"
+
+
+@needs_dask
+@pytest.mark.slow
+def test_a_closed_scheduler_port_fails_every_dask_cell_clearly_within_10_s() -> None:
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    tag = uuid.uuid4().hex
+    started = time.monotonic()
+    done = bench_run("benchmarks/test_cpu.py", "-k", "cpu_loop", "--dask-scheduler", address,
+                     "-rf", tag=tag)  # fmt: skip
+    took = time.monotonic() - started
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout[-3000:]
+    assert "1 failed, 1 passed" in done.stdout, done.stdout[-3000:]
+    assert f"cannot reach the dask scheduler at {address}" in done.stdout
+    assert "Traceback" not in done.stdout
+    # one cell's start gives up within 10 s; the session's start-up and serial's rounds
+    assert took < 60, took
+    assert wait_gone(tag) == []

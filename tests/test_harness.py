@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import gc
 import itertools
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from benchmarks._harness import (
-    APART,
-    CPU_BATCH,
-    VOID_LIMIT,
-    CallCell,
-    Cell,
-    ModelCache,
-    Outcome,
-    Round,
-    Runner,
-    _interleave,
-    _ReplayClock,
-    batch_name,
-    model_cell,
-    schedule,
-    timed_run,
-)
-from benchmarks._profiles import PROFILES
+from benchmarks._groups import APART, Cell
+from benchmarks._harness import Outcome, ReplayClock, batch_name, in_process, interleave, schedule
+from benchmarks.catalogue import CPU_BATCH
+from tests._cells import planned
 from tests._procs import is_live
-from workloads.models import Model
+from workloads.runner import VOID_LIMIT, Bench, Round
+from workloads.runner import Cell as Prepared
+
+HERE = "tests.test_harness"
+# What the recording cells of this module ran, in order (in-process runners only).
+LOG: list[str] = []
 
 
 @pytest.mark.parametrize(
@@ -50,12 +39,36 @@ def test_schedule_gives_every_cell_its_rounds_spread_over_the_passes(
         assert b_passes[1] - b_passes[0] >= 3, "a cell's few rounds are spread out"
 
 
-def _recording_cell(name: str, log: list[str], rounds: int, warmup: int = 0) -> CallCell:
-    def call() -> str:
-        log.append(name)
-        return name
+class Recording(Prepared):
+    """Logs its name each round and returns ``result`` (0, 1, 2... when None); the
+    round numbers in ``void_at`` are void."""
 
-    return CallCell(group="g", rounds=rounds, warmup=warmup, info={}, call=call, expect=name)
+    def __init__(self, name: str, result: Any = None, void_at: list[int] | None = None) -> None:
+        self.name, self.result, self.void_at = name, result, set(void_at or ())
+        self.count = itertools.count()
+
+    def round(self) -> Round:
+        LOG.append(self.name)
+        index = next(self.count)
+        return Round(0.001, 0.001, index if self.result is None else self.result)
+
+    def problem(self, result: Any) -> str | None:
+        return None if self.result in (None, self.name) else f"{self.name} is wrong"
+
+    def void(self, result: Any) -> str | None:
+        return f"round {result} was void" if result in self.void_at else None
+
+    def finish(self, seconds: list[float], results: list[Any]) -> dict[str, Any]:
+        return {"results": results}
+
+
+def recording(bench: Bench, **kwargs: Any) -> Prepared:
+    return Recording(**kwargs)
+
+
+def cell(name: str, rounds: int, warmup: int = 0, **kwargs: Any) -> Cell:
+    return Cell(group="g", rounds=rounds, warmup=warmup, info={},
+                kind=f"{HERE}:recording", kwargs={"name": name, **kwargs})  # fmt: skip
 
 
 def test_a_model_that_runs_apart_does_so_one_module_at_a_time() -> None:
@@ -69,108 +82,50 @@ def test_a_model_that_runs_apart_does_so_one_module_at_a_time() -> None:
 
 
 def test_rounds_are_interleaved_in_random_order_after_all_warmups() -> None:
-    log: list[str] = []
-    cells = {name: _recording_cell(name, log, rounds=6, warmup=1) for name in "abcd"}
+    LOG.clear()
+    cells = {name: cell(name, rounds=6, warmup=1) for name in "abcd"}
     outcomes: dict[str, Outcome] = {}
-    _interleave(ModelCache(timeout=5), cells, outcomes, seed=1)
-    assert sorted(log[:4]) == list("abcd"), "warm-ups come first"
-    timed = log[4:]
+    interleave(cells, outcomes, seed=1, opener=in_process(5))
+    assert sorted(LOG[:4]) == list("abcd"), "warm-ups come first"
+    timed = LOG[4:]
     assert len(timed) == 24
     passes = [timed[i : i + 4] for i in range(0, 24, 4)]
     assert all(sorted(p) == list("abcd") for p in passes), "each pass runs every cell once"
     assert len({tuple(p) for p in passes}) > 1, "the order changes from pass to pass"
     assert all(len(outcomes[name].seconds) == 6 for name in "abcd")
     assert all(outcome.error is None for outcome in outcomes.values())
-
-
-def test_measured_rounds_run_with_the_harness_heap_frozen_and_it_thaws_after() -> None:
-    """A full collection in a round walks the round's own objects, not pytest's."""
-    frozen: list[bool] = []
-
-    def call() -> str:
-        frozen.append(gc.get_freeze_count() > 0)
-        return "x"
-
-    cells = {"x": CallCell(group="g", rounds=3, warmup=1, info={}, call=call, expect="x")}
-    gc.unfreeze()
-    _interleave(ModelCache(timeout=5), cells, {}, seed=0)
-    assert frozen == [False, True, True, True]  # the warm-up before the freeze
-    assert gc.get_freeze_count() == 0
-
-
-class _TimedElsewhere(Model):
-    """A model that times its tasks where they ran, as gevent's worker does."""
-
-    name = "elsewhere"
-    flavour = "sync"
-
-    def run(self, workload: Any, params: dict[str, Any], tasks: int) -> list[Any]:
-        time.sleep(0.05)  # the pipe to the helper process, say
-        self.last_run_s = 0.01
-        return [None] * tasks
-
-
-def test_a_round_is_timed_where_the_model_says_its_tasks_ran() -> None:
-    model = _TimedElsewhere().start()
-    timed = timed_run(model, lambda: model.run(None, {}, 2))
-    assert timed.seconds == 0.01
-    assert timed.result == [None, None]
-    assert timed_run(model, lambda: model.run(None, {}, 1), slow=1.5).seconds == 0.01 * 1.5
-    # A run that does not say so is timed around run(): no stale figure is reused.
-    assert 0.0 <= timed_run(model, lambda: []).seconds < 0.01
+    # The measured rounds' results reach the cell's end; warm-ups' do not.
+    assert outcomes["a"].extra == {"results": [1, 2, 3, 4, 5, 6]}
 
 
 def test_a_wrong_result_fails_its_cell_only_and_stops_its_rounds() -> None:
-    log: list[str] = []
-    cells = {name: _recording_cell(name, log, rounds=3) for name in "ab"}
-    cells["bad"] = CallCell(group="g", rounds=3, warmup=0, info={}, call=lambda: 1, expect=2)
+    LOG.clear()
+    cells = {name: cell(name, rounds=3, result=name) for name in "ab"}
+    cells["bad"] = cell("bad", rounds=3, result=1)
     outcomes: dict[str, Outcome] = {}
-    _interleave(ModelCache(timeout=5), cells, outcomes, seed=0)
-    assert outcomes["bad"].error == "expected 2, got 1"
+    interleave(cells, outcomes, seed=0, opener=in_process(5))
+    assert outcomes["bad"].error == "bad is wrong"
     assert outcomes["bad"].seconds == []
+    assert LOG.count("bad") == 1
     assert len(outcomes["a"].seconds) == len(outcomes["b"].seconds) == 3
-
-
-@dataclass(frozen=True)
-class _VoidingCell(Cell):
-    """Its rounds return 0, 1, 2...; the round numbers in ``void_at`` are void."""
-
-    void_at: frozenset[int] = frozenset()
-
-    def prepare(self, cache: ModelCache) -> Runner:
-        return _VoidingRunner(self.void_at)
-
-
-class _VoidingRunner(Runner):
-    def __init__(self, void_at: frozenset[int]) -> None:
-        self.void_at = void_at
-        self.count = itertools.count()
-
-    def round(self) -> Round:
-        return Round(0.001, 0.001, next(self.count))
-
-    def void(self, result: Any) -> str | None:
-        return f"round {result} was void" if result in self.void_at else None
 
 
 def test_a_void_round_is_run_again_and_counted_and_too_many_fail_the_cell_only() -> None:
     cells = {
-        "ok": _VoidingCell(group="g", rounds=4, warmup=0, info={}),
-        "some": _VoidingCell(group="g", rounds=4, warmup=0, info={}, void_at=frozenset({1, 2})),
-        "many": _VoidingCell(
-            group="g", rounds=4, warmup=0, info={}, void_at=frozenset(range(VOID_LIMIT + 1))
-        ),
+        "ok": cell("ok", rounds=4),
+        "some": cell("some", rounds=4, void_at=[1, 2]),
+        "many": cell("many", rounds=4, void_at=list(range(VOID_LIMIT + 1))),
     }
     outcomes: dict[str, Outcome] = {}
-    _interleave(ModelCache(timeout=5), cells, outcomes, seed=0)
-    assert outcomes["ok"].results == [0, 1, 2, 3]
+    interleave(cells, outcomes, seed=0, opener=in_process(5))
+    assert outcomes["ok"].extra["results"] == [0, 1, 2, 3]
     assert outcomes["ok"].voids == []
     # Rounds 1 and 2 were thrown away and run again: four kept, none void among them.
-    assert outcomes["some"].results == [0, 3, 4, 5]
+    assert outcomes["some"].extra["results"] == [0, 3, 4, 5]
     assert outcomes["some"].voids == ["round 1 was void", "round 2 was void"]
     assert outcomes["some"].error is None
     many = outcomes["many"]
-    assert many.results == []
+    assert many.seconds == []
     assert len(many.voids) == VOID_LIMIT + 1
     assert many.error == (
         f"round {VOID_LIMIT} was void ({VOID_LIMIT + 1} void rounds, "
@@ -178,27 +133,26 @@ def test_a_void_round_is_run_again_and_counted_and_too_many_fail_the_cell_only()
     )
 
 
-def test_a_model_cell_that_times_out_fails_and_the_next_cell_gets_a_fresh_model() -> None:
-    profile = PROFILES["quick"]
-    common: dict[str, Any] = {
-        "workload": "io_sleep",
-        "model": "threads",
-        "tasks": 1,
-        "workers": 1,
-        "rounds": 2,
-        "warmup": 0,
-        "start_method": "forkserver",
-    }
-    cells = {
-        "hang": model_cell(profile, params={"k": 1, "d": 1.0}, **common),
-        "fine": model_cell(profile, params={"k": 1, "d": 0.001}, **common),
-    }
-    cache = ModelCache(timeout=0.3)
+def test_a_cell_that_cannot_be_prepared_fails_alone() -> None:
+    cells = {"ok": cell("ok", rounds=2), "bad": cell("bad", rounds=2, nonsense=1)}
     outcomes: dict[str, Outcome] = {}
-    try:
-        _interleave(cache, cells, outcomes, seed=0)
-    finally:
-        cache.close()
+    interleave(cells, outcomes, seed=0, opener=in_process(5))
+    assert "could not prepare the cell: TypeError" in (outcomes["bad"].error or "")
+    assert outcomes["ok"].error is None
+    assert len(outcomes["ok"].seconds) == 2
+
+
+def test_a_model_cell_that_times_out_fails_and_the_next_cell_gets_a_fresh_model() -> None:
+    common = {"kind": "workloads.runner.cells:model", "group": "g", "rounds": 2, "warmup": 0,
+              "info": {}}  # fmt: skip
+    kwargs: dict[str, Any] = {"workload": "io_sleep", "model": "threads", "tasks": 1,
+                              "workers": 1, "options": {}}  # fmt: skip
+    cells = {
+        "hang": Cell(**common, kwargs={**kwargs, "params": {"k": 1, "d": 1.0}}),
+        "fine": Cell(**common, kwargs={**kwargs, "params": {"k": 1, "d": 0.001}}),
+    }
+    outcomes: dict[str, Outcome] = {}
+    interleave(cells, outcomes, seed=0, opener=in_process(0.3))
     assert outcomes["hang"].error is not None
     assert "unfinished after 0.3 s" in outcomes["hang"].error
     assert outcomes["fine"].error is None
@@ -207,7 +161,8 @@ def test_a_model_cell_that_times_out_fails_and_the_next_cell_gets_a_fresh_model(
 
 def test_the_replay_clock_hands_pytest_benchmark_exactly_the_measured_rounds() -> None:
     rounds = [0.5, 0.25, 0.125]
-    clock = _ReplayClock(rounds)
+    clock = ReplayClock()
+    clock.load(rounds)
     durations = []
     for _ in rounds:
         start = clock()
@@ -216,19 +171,11 @@ def test_the_replay_clock_hands_pytest_benchmark_exactly_the_measured_rounds() -
 
 
 def test_a_capped_process_pool_says_so() -> None:
-    profile = PROFILES["standard"]
-    common: dict[str, Any] = {
-        "workload": "io_sleep",
-        "model": "processes",
-        "params": {"k": 1, "d": 0.01},
-        "rounds": 1,
-        "warmup": 0,
-        "start_method": "forkserver",
-    }
-    capped = model_cell(profile, tasks=100, workers=32, **common)
+    capped = planned("test_io_sleep", "standard", model="processes", tasks=100, workers=32)
     assert capped.info["workers_cap"] == 32
     assert capped.info["workers"] == 32
-    assert "workers_cap" not in model_cell(profile, tasks=10, workers=10, **common).info
+    fitting = planned("test_io_sleep", "standard", model="processes", tasks=10, workers=10)
+    assert "workers_cap" not in fitting.info
 
 
 def test_a_model_interrupted_while_starting_is_closed_at_once(
@@ -247,10 +194,10 @@ def test_a_model_interrupted_while_starting_is_closed_at_once(
             return super().submit(*args, **kwargs)
 
     monkeypatch.setattr(threads.cf, "ThreadPoolExecutor", Interrupted)
-    cache = ModelCache(timeout=10)
+    cache = Bench(timeout=10)
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        cache.get("threads", 4)
+        cache.model("threads", 4)
     assert cache.models == {}
     left = [t for t in threading.enumerate() if t.name.startswith("boundbench")]
     for thread in left:
@@ -277,12 +224,12 @@ def test_a_process_pool_interrupted_while_starting_is_killed_at_once(
 
     monkeypatch.setattr(processes.cf, "ProcessPoolExecutor", Interrupted)
     before = {child.pid for child in psutil.Process().children()}
-    cache = ModelCache(timeout=10)
+    cache = Bench(timeout=10)
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        cache.get("processes", 2)
+        cache.model("processes", 2)
     took = time.monotonic() - started
-    cache.close()
+    cache.shutdown()
     assert cache.models == {}
     assert took < 5, took
     left = [
@@ -309,4 +256,50 @@ def test_closing_a_process_pool_whose_worker_was_just_reaped(
     monkeypatch.setattr(processes.psutil, "pid_exists", lambda pid: True)
     workers = [psutil.Process(pid) for pid in model.pool._processes if pid != gone]
     model.close()
+    processes.stop_multiprocessing_helpers()  # the forkserver this test started
     assert not any(is_live(worker) for worker in workers)
+
+
+@pytest.mark.parametrize("profile", ["quick", "standard"])
+def test_every_session_option_reaches_every_model_cell_that_takes_it(profile: str) -> None:
+    """--dask-scheduler and --start-method, through the one path (Session.options), in
+    every group of the catalogue: the model gets them and the results record them."""
+    from benchmarks._groups import Session
+    from benchmarks.catalogue import CATALOGUE
+    from workloads.models import MODELS
+
+    settings = {"start_method": "spawn", "dask_scheduler": "tcp://127.0.0.1:8786"}
+    session = Session(profile, settings=settings)
+    seen: set[tuple[str, str]] = set()
+    for name, group in CATALOGUE.items():
+        for row in group.rows(session):
+            params = dict(zip(group.argnames, row.values, strict=True))
+            model = params.get("model")
+            if model not in MODELS or not MODELS[model].settings or row.skip:
+                continue
+            made = group.cell(session, **params)
+            options = made.kwargs.get("options", made.kwargs.get("kwargs"))
+            # A start-up variant sets its own (processes-spawn, ...): the variant wins.
+            for key in set(MODELS[model].settings) - set(params.get("variant", {})):
+                assert options[key] == settings[key], (name, row.id, key)
+                assert made.info[key] == settings[key], (name, row.id, key)
+                seen.add((name, key))
+    for test in ("test_cpu_loop", "test_io_sleep", "test_mixed", "test_io_socket", "test_startup"):
+        assert (test, "dask_scheduler") in seen, test
+        assert (test, "start_method") in seen or test == "test_startup", test
+
+
+def test_test_hooks_are_read_strictly_and_said_when_active(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workloads.runner import _hooks
+
+    assert _hooks.slowdowns("cpu_loop=2, echo:select=1.5") == {"cpu_loop": 2.0, "echo:select": 1.5}
+    for bad in ("cpu_loop", "cpu_loop=x", "=2", "cpu_loop=0.5"):
+        with pytest.raises(ValueError, match="is not KEY=FACTOR"):
+            _hooks.slowdowns(bad)
+    monkeypatch.delenv(_hooks.SLOWDOWN_ENV, raising=False)
+    monkeypatch.delenv(_hooks.KILL_ENV, raising=False)
+    assert _hooks.active() == {}
+    monkeypatch.setenv(_hooks.SLOWDOWN_ENV, "io_sleep=2")
+    assert _hooks.active() == {_hooks.SLOWDOWN_ENV: "io_sleep=2"}
+    assert _hooks.slowdown_factor("io_sleep") == 2.0
+    assert _hooks.slowdown_factor("cpu_loop") == 1.0

@@ -27,8 +27,8 @@ from typing import Any
 import psutil
 import pytest
 
-from benchmarks._harness import ModelCache
-from benchmarks.test_io_socket import IO_SOCKET_PROFILES, SERVER_STYLE, io_socket_cell
+from benchmarks.catalogue import IO_SOCKET_CELLS, SERVER_STYLE
+from tests._cells import planned, prepared
 from tests._net_helpers import connect, no_leaks, recv_exactly
 from tests._procs import TAG_ENV, wait_gone
 from workloads import get_workload
@@ -48,6 +48,7 @@ from workloads.io_socket import (
 from workloads.models import ModelError, get_model, run_generators, unavailable_models
 from workloads.net import ServerProcess
 from workloads.net import __main__ as net_main
+from workloads.runner import Bench, CellError
 
 ROOT = Path(__file__).resolve().parents[1]
 DELAY = 0.002
@@ -469,26 +470,20 @@ def test_the_workload_and_the_server_agree_on_the_longest_delay() -> None:
 # -- the benchmark cells -----------------------------------------------------------------
 
 
-class _Config:
-    """What the cell builder reads from pytest's config."""
-
-    def __init__(self, profile: str) -> None:
-        self.options = {"profile": profile, "start_method": "forkserver"}
-
-    def getoption(self, name: str, default: Any = None) -> Any:
-        return self.options.get(name, default)
+def io_socket_cell(profile: str, connect: str, model: str, tasks: int, workers: int) -> Any:
+    return planned(
+        "test_io_socket", profile, connect=connect, model=model, tasks=tasks, workers=workers
+    )
 
 
 @pytest.mark.parametrize("profile", ["quick", "standard", "full"])
 def test_the_cell_records_no_address(profile: str) -> None:
-    cell = io_socket_cell(_Config(profile), "keep", "asyncio", 10, 10)  # type: ignore[arg-type]
+    cell = io_socket_cell(profile, "keep", "asyncio", 10, 10)
+    k, size, delay = IO_SOCKET_CELLS[profile][2]
     assert cell.group == "io_socket:keep:tasks=10"
-    assert cell.info["params"] == IO_SOCKET_PROFILES[profile].params("keep")
-    assert cell.info["params"]["connect"] == "keep"
+    assert cell.info["params"] == {"k": k, "size": size, "delay": delay, "connect": "keep"}
     assert "address" not in cell.info["params"]
-    assert cell.info["ideal_s"] == pytest.approx(
-        IO_SOCKET_PROFILES[profile].k * IO_SOCKET_PROFILES[profile].delay
-    )
+    assert cell.info["ideal_s"] == pytest.approx(k * delay)
 
 
 @pytest.mark.parametrize(
@@ -497,21 +492,21 @@ def test_the_cell_records_no_address(profile: str) -> None:
 )
 def test_slow_cells_get_fewer_rounds(model: str, workers: int, rounds: int) -> None:
     """The standard group stays within its budget: serial's 2.6 s rounds are few."""
-    cell = io_socket_cell(_Config("standard"), "fresh", model, 100, workers)  # type: ignore[arg-type]
+    cell = io_socket_cell("standard", "fresh", model, 100, workers)
     assert cell.rounds == rounds
 
 
 def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
-    cell = io_socket_cell(_Config("quick"), "keep", "generator", 10, 10)  # type: ignore[arg-type]
-    cache = ModelCache(timeout=60)
+    cell = io_socket_cell("quick", "keep", "generator", 10, 10)
+    cache = Bench(timeout=60)
     try:
-        runner = cell.prepare(cache)
+        runner = prepared(cell, cache)
         measured = runner.round()
         assert runner.problem(measured.result) is None
         (server,) = [entry[0] for entry in cache.resources.values()]
         assert server.alive()
         assert len(_local_ports_to(server)) == 10  # kept alive for the next round
-        summary = cell.summary([measured.result])
+        summary = runner.finish([measured.seconds], [measured.result])
         assert summary["server_style"] == SERVER_STYLE == "selectors"
         assert summary["server_cpu_s"] >= 0
         assert "address" not in cell.info["params"]
@@ -524,12 +519,10 @@ def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
 @pytest.mark.parametrize("model", ["asyncio", "threads", "generator"])
 def test_a_dead_server_fails_the_round_and_the_next_gets_a_new_one(model: str) -> None:
     """Also with kept-alive connections to the dead server in the pools."""
-    from benchmarks._harness import CellError
-
-    cell = io_socket_cell(_Config("quick"), "keep", model, 4, 4)  # type: ignore[arg-type]
-    cache = ModelCache(timeout=60)
+    cell = io_socket_cell("quick", "keep", model, 4, 4)
+    cache = Bench(timeout=60)
     try:
-        runner = cell.prepare(cache)
+        runner = prepared(cell, cache)
         assert runner.problem(runner.round().result) is None
         (first,) = [entry[0] for entry in cache.resources.values()]
         first.kill()

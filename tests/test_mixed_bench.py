@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from benchmarks import test_mixed as bench
-from benchmarks._harness import model_cells
+from benchmarks import catalogue as bench
+from benchmarks._groups import Session, every_model
 from tests._procs import TAG_ENV, wait_gone
 from workloads import mixed
-from workloads.models import MODELS, cpu_count, unavailable_models
+from workloads.models import cpu_count, unavailable_models
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "benchmarks/test_mixed.py"
@@ -27,29 +27,20 @@ MIXED_KEYS = {"bound", "workload", "cpu_share", "cpu_kind", "seconds_per_iter", 
 CELL_KEYS = {"model", "flavour", "tasks", "workers", "params", "profile"}
 
 
-class FakeConfig:
-    """What a cell builder reads from pytest's config."""
-
-    def __init__(self, profile: str) -> None:
-        self.options = {"profile": profile, "start_method": "forkserver"}
-        self.stash = pytest.Stash()
-
-    def getoption(self, name: str, default: Any = None) -> Any:
-        return self.options.get(name, default)
-
-
 def planned(profile: str) -> list[Any]:
     """Every cell the profile plans here, built as the session builds them."""
-    config: Any = FakeConfig(profile)
-    sizes = bench.MIXED_PROFILES[profile]
-    tasks = bench.mixed_tasks(sizes)
+    session = Session(profile, settings={"start_method": "forkserver"})
+    group = bench.CATALOGUE["test_mixed"]
     return [
-        bench.mixed_cell(config, kind, share, model, cell_tasks, workers)
-        for kind, shares in sizes.shares.items()
-        for share in shares
-        for model, cell_tasks, workers in model_cells("mixed", (tasks,))
-        if MODELS[model].unsupported(mixed.MIXED) is None
+        group.cell(session, **dict(zip(group.argnames, row.values, strict=True)))
+        for row in group.rows(session)
+        if row.skip is None
     ]
+
+
+def ideal_seconds(params: dict[str, Any], tasks: int, per_iter: float, cores: int) -> float:
+    cpu_s, wait_s = mixed.mixed_parts(**params, seconds_per_iter=per_iter)
+    return mixed.mixed_ideal_seconds(tasks, cpu_s, wait_s, cores)
 
 
 @pytest.mark.parametrize(
@@ -75,14 +66,14 @@ def test_ideal_on_known_numbers(
         "cpu_iters": round(share * 4000),
         "cpu_kind": "python",
     }
-    assert bench.ideal_seconds(params, tasks, per_iter, cores) == pytest.approx(ideal)
+    assert ideal_seconds(params, tasks, per_iter, cores) == pytest.approx(ideal)
 
 
-@pytest.mark.parametrize("profile", list(bench.MIXED_PROFILES))
+@pytest.mark.parametrize("profile", list(bench.MIXED))
 def test_planned_cells_carry_the_contract_keys(profile: str) -> None:
     cells = planned(profile)
-    sizes = bench.MIXED_PROFILES[profile]
-    assert {c.info["cpu_kind"] for c in cells} == {k for k, s in sizes.shares.items() if s}
+    shares, per_core, (_, min_rounds, max_rounds) = bench.MIXED[profile]
+    assert {c.info["cpu_kind"] for c in cells} == {k for k, s in shares.items() if s}
     per_iter: dict[str, float] = {}
     for cell in cells:
         info = cell.info
@@ -92,8 +83,8 @@ def test_planned_cells_carry_the_contract_keys(profile: str) -> None:
         assert isinstance(info["cpu_share"], float)
         assert info["cpu_share"] == info["params"]["cpu_share"]
         assert info["cpu_kind"] == info["params"]["cpu_kind"]
-        assert info["tasks"] == sizes.tasks_per_core * cpu_count()
-        assert sizes.min_rounds <= cell.rounds <= sizes.max_rounds
+        assert info["tasks"] == per_core * cpu_count()
+        assert min_rounds <= cell.rounds <= max_rounds
         assert 1e-10 < info["seconds_per_iter"] < 1e-5
         # Measured once per session and kind: every cell of a kind has the same figure.
         assert (
@@ -101,14 +92,14 @@ def test_planned_cells_carry_the_contract_keys(profile: str) -> None:
             == (info["seconds_per_iter"])
         )
         cpu_s = info["params"]["cpu_iters"] * info["seconds_per_iter"]
-        wait_s = (1 - info["cpu_share"]) * sizes.task_s
+        wait_s = (1 - info["cpu_share"]) * mixed.MIN_TASK_S
         assert info["ideal_s"] == pytest.approx(
             max(info["tasks"] * cpu_s / cpu_count(), cpu_s + wait_s)
         )
         if info["model"] in ("processes", "asyncio_processes"):
             assert info["start_method"] == "forkserver"
-    full = bench.MIXED_PROFILES["full"]
-    assert set(full.shares["python"]) == set(full.shares["native"]) == set(bench.ALL_SHARES)
+    full = bench.MIXED["full"][0]
+    assert set(full["python"]) == set(full["native"]) == set(bench.ALL_SHARES)
 
 
 def test_pools_get_one_worker_per_core_and_one_per_task() -> None:
@@ -127,10 +118,10 @@ def test_seconds_per_iter_is_measured_once_per_kind(monkeypatch: pytest.MonkeyPa
         return 5e-8
 
     monkeypatch.setattr(mixed, "measure_seconds_per_iter", fake)
-    config: Any = FakeConfig("quick")
+    session = Session("quick")
     for _ in range(3):
         for kind in mixed.CPU_KINDS:
-            assert bench.seconds_per_iter(config, kind) == 5e-8
+            assert bench.seconds_per_iter(session, kind) == 5e-8
     assert calls == list(mixed.CPU_KINDS)
 
 
@@ -155,13 +146,13 @@ def test_the_standard_plan_fits_its_budget() -> None:
 
 
 def test_rounds_follow_the_expected_length() -> None:
-    sizes = bench.MIXED_PROFILES["standard"]
-    assert bench.rounds_for(sizes, 0.1) == 2
-    assert bench.rounds_for(sizes, 0.2) == 1
-    assert bench.rounds_for(sizes, 0.8) == 1
-    assert bench.rounds_for(bench.MIXED_PROFILES["quick"], 0.1) == 1
-    assert bench.rounds_for(bench.MIXED_PROFILES["full"], 0.8) == 5, "the check's minimum"
-    assert bench.rounds_for(bench.MIXED_PROFILES["full"], 0.1) == 7
+    budget = {profile: sizes[2] for profile, sizes in bench.MIXED.items()}
+    assert bench.rounds_for(budget["standard"], 0.1) == 2
+    assert bench.rounds_for(budget["standard"], 0.2) == 1
+    assert bench.rounds_for(budget["standard"], 0.8) == 1
+    assert bench.rounds_for(budget["quick"], 0.1) == 1
+    assert bench.rounds_for(budget["full"], 0.8) == 5, "the check's minimum"
+    assert bench.rounds_for(budget["full"], 0.1) == 7
     # serial never overlaps; 8 processes on 2 cores overlap the waits, not the CPU
     assert bench.expected_seconds("serial", 1, 8, 0.05, 0.05, 2, "python") == pytest.approx(0.8)
     assert bench.expected_seconds("processes", 8, 8, 0.05, 0.05, 2, "python") == pytest.approx(0.2)
@@ -190,9 +181,9 @@ def test_every_quick_cell_runs_once_and_passes() -> None:
     tag = uuid.uuid4().hex
     collected = run_pytest("--profile", "quick", "--collect-only", tag=tag)
     count = sum(1 for line in collected.stdout.splitlines() if "::" in line)
-    sizes = bench.MIXED_PROFILES["quick"]
-    every = len(model_cells("mixed", (bench.mixed_tasks(sizes),))) * sum(
-        len(shares) for shares in sizes.shares.values()
+    shares, per_core, _ = bench.MIXED["quick"]
+    every = len(every_model("mixed", (per_core * cpu_count(),))) * sum(
+        len(kind) for kind in shares.values()
     )
     # every model is collected; those that cannot run here are skipped with their reason
     assert count == every > 0

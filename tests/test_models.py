@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, gevent_patched
+from benchmarks._harness import gevent_patched
 from tests._procs import describe, live_children
 from workloads import WORKLOADS, Workload, get_workload
 from workloads.models import (
@@ -30,6 +30,7 @@ from workloads.models import (
 )
 from workloads.models.generator import Wait
 from workloads.models.processes import worker_pid
+from workloads.runner import Bench
 
 SMALL = {
     "cpu_loop": {"n": 20_000, "yield_every": 100},
@@ -423,12 +424,12 @@ def test_a_timeout_fails_the_run_and_retires_the_model(name: str) -> None:
 
 
 def test_the_model_cache_rebuilds_a_timed_out_model() -> None:
-    cache = ModelCache(timeout=0.3)
+    cache = Bench(timeout=0.3)
     try:
-        first = cache.get("threads", 1)
+        first = cache.model("threads", 1)
         with pytest.raises(ModelTimeout):
             first.run(get_workload("io_sleep"), {"k": 1, "d": 2.0}, 1)
-        second = cache.get("threads", 1)
+        second = cache.model("threads", 1)
         assert second is not first
         assert second.run(get_workload("io_sleep"), {"k": 1, "d": 0.001}, 1) == [(0, 1)]
     finally:

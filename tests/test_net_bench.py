@@ -43,6 +43,8 @@ def slowed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert set(cells) == {"select", "selectors"}
     return {
         "cells": cells,
+        "host": data["boundbench_host"],
+        "path": out,
         "pytest_cpus_before": before,
         "pytest_cpus_after": [int(c) for c in (tmp / "affinity.txt").read_text().split()],
     }
@@ -89,8 +91,17 @@ def test_the_slowdown_hook_stretches_one_style_only(slowed_run: dict[str, Any]) 
     assert ratios["select"] > 1.8 * ratios["selectors"], ratios
 
 
+def test_a_run_made_with_a_test_hook_says_so(slowed_run: dict[str, Any]) -> None:
+    """Never mistaken for a real run: the reports find it in machine_info["boundbench"]."""
+    from reports._runs import read_run
+
+    hooks = {"BOUNDBENCH_SLOWDOWN": "echo:select=3.0"}
+    assert slowed_run["host"]["test_hooks"] == hooks
+    assert read_run(slowed_run["path"]).machine_info["boundbench"]["test_hooks"] == hooks
+
+
 def test_the_slowdown_hook_is_off_when_unset() -> None:
-    from benchmarks._testhooks import SLOWDOWN_ENV, slowdown_factor
+    from workloads.runner._hooks import SLOWDOWN_ENV, slowdown_factor
 
     assert SLOWDOWN_ENV not in os.environ
     assert slowdown_factor("echo:select") == 1.0

@@ -12,45 +12,44 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from benchmarks import test_scale as scale
-from benchmarks._harness import ModelCache, Outcome, _interleave, model_cell
-from benchmarks._profiles import PROFILES
+from benchmarks import catalogue
+from benchmarks._groups import Cell, Session, memory_jobs
+from benchmarks._harness import Outcome, Trials, in_process, interleave, measure
+from tests._cells import prepared
 from tests._procs import TAG_ENV, live_children, wait_gone
 from workloads import get_workload, limits, memory
 from workloads.io_spin import io_spin_value
 from workloads.models import get_model, run_generators
+from workloads.runner import Bench, scale
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def small_cell(model: str, tasks: int, workload: str = "io_sleep") -> scale.ScaleCell:
+SCALE_WORKLOADS = ("io_sleep", "io_spin")
+
+
+def small_cell(model: str, tasks: int, workload: str = "io_sleep") -> Cell:
+    """A scale cell of small tasks, planned with its memory job."""
     params = {"k": 1, "d": 0.01} if workload == "io_sleep" else {"k": 2, "d": 0.005, "spin": 64}
-    plan = scale.MemoryPlan()
-    plan.add(model, workload, params, tasks)
-    base = model_cell(
-        PROFILES["quick"],
-        workload=workload,
-        model=model,
-        tasks=tasks,
-        workers=tasks,
-        params=params,
-        rounds=2,
-        warmup=0,
-        group=f"scale:{workload}",
-    )
-    fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
-    return scale.ScaleCell(**fields, memory_plan=plan)
+    kwargs = {"workload": workload, "model": model, "tasks": tasks, "workers": tasks,
+              "params": params, "options": {}}  # fmt: skip
+    cell = Cell(group=f"scale:{workload}", rounds=2, warmup=0,
+                info={"ideal_s": get_workload(workload).task_seconds(**params)},
+                kind=catalogue.SCALE_KIND, kwargs=kwargs)  # fmt: skip
+    (planned,) = memory_jobs([cell])
+    return planned
 
 
-@pytest.mark.parametrize("workload", scale.SCALE_WORKLOADS)
+@pytest.mark.parametrize("workload", SCALE_WORKLOADS)
 def test_expected_results_are_serial_results(workload: str) -> None:
     params = {"k": 2, "d": 0.001} if workload == "io_sleep" else {"k": 3, "d": 0.001, "spin": 50}
     serial = get_model("serial").run(get_workload(workload), params, 7)
-    assert scale.expected_results(workload, params, 7) == serial
+    assert get_workload(workload).expected_results(7, **params) == serial
 
 
 def test_io_spin_flavours_agree_and_pickle() -> None:
@@ -74,12 +73,11 @@ def test_io_spin_flavours_agree_and_pickle() -> None:
 
 
 def test_every_profile_sizes_both_workloads() -> None:
-    assert set(scale.SCALE_PROFILES) == set(PROFILES)
-    for profile in scale.SCALE_PROFILES.values():
-        assert set(profile.params) == set(scale.SCALE_WORKLOADS)
-        assert max(profile.thread_tasks) <= 10_000, "threads stop at 10,000"
-    assert max(scale.SCALE_PROFILES["full"].tasks) == 100_000
-    assert max(scale.SCALE_PROFILES["standard"].tasks) == 10_000
+    assert set(catalogue.SCALE) == set(catalogue.SCALE_PARAMS) == set(catalogue.PROFILES)
+    for _, threads, _, _ in catalogue.SCALE.values():
+        assert max(threads) <= 10_000, "threads stop at 10,000"
+    assert max(catalogue.SCALE["full"][0]) == 100_000
+    assert max(catalogue.SCALE["standard"][0]) == 10_000
 
 
 @pytest.mark.parametrize("model", ["asyncio", "threads"])
@@ -87,16 +85,10 @@ def test_a_cell_reports_its_cost_per_task(model: str) -> None:
     before = threading.active_count()
     cell = small_cell(model, 50)
     outcomes: dict[str, Outcome] = {}
-    cache = ModelCache(timeout=60)
-    try:
-        _interleave(cache, {"cell": cell}, outcomes, seed=0)
-    finally:
-        cache.close_models()
+    interleave({"cell": cell}, outcomes, seed=0, opener=in_process(60))
     outcome = outcomes["cell"]
     assert outcome.error is None
     assert len(outcome.seconds) == 2
-    # Only the verdict of each round is kept (results would pin the allocator's arenas).
-    assert outcome.results == [None, None]
     extra = outcome.extra
     ideal = cell.info["ideal_s"]
     median = sorted(outcome.seconds)[0] / 2 + sorted(outcome.seconds)[1] / 2
@@ -113,18 +105,19 @@ def test_a_cell_reports_its_cost_per_task(model: str) -> None:
 
 def test_wrong_results_fail_the_cell() -> None:
     cell = small_cell("generator", 5)
-    cache = ModelCache(timeout=60)
+    cache = Bench(timeout=60)
     try:
-        runner = cell.prepare(cache)
-        assert isinstance(runner, scale.ScaleRunner)
-        assert runner.verdict(list(runner.expected)) is None
+        runner = prepared(cell, cache)
+        assert isinstance(runner, scale.ScaleCell)
+        # Only the verdict of each round is kept (results would pin the allocator's arenas).
+        assert runner.round().result.problem is None
         wrong = [*runner.expected[:-1], (4, 99)]
         problem = runner.verdict(wrong)
         assert problem is not None
         assert "task 4" in problem
-        assert runner.problem(problem) == problem
+        assert runner.problem(scale.ScaleRound(problem, 0.0)) == problem
     finally:
-        cache.close_models()
+        cache.close()
 
 
 def test_a_limit_met_when_the_pool_is_built_skips_the_cell(
@@ -133,28 +126,17 @@ def test_a_limit_met_when_the_pool_is_built_skips_the_cell(
     refusal = limits.Refusal("kernel.pid_max", 32_768, 32_000, 50, "threads")
     monkeypatch.setattr(scale, "cell_refusal", lambda *args, **kw: refusal)
     before = threading.active_count()
-    outcomes: dict[str, Outcome] = {}
-    cache = ModelCache(timeout=60)
-    try:
-        _interleave(cache, {"cell": small_cell("threads", 50)}, outcomes, seed=0)
-    finally:
-        cache.close_models()
-    error = outcomes["cell"].error or ""
+    cell = small_cell("threads", 50)
+    trials = Trials(seed=0, opener=in_process(60), cells={"cell": cell}, batches={"b": ["cell"]},
+                    batch_of={"cell": "b"})  # fmt: skip
+    error = trials.outcome("cell").error or ""
     assert "OS limit: kernel.pid_max = 32,768" in error
     assert threading.active_count() == before, "no thread was started"
 
-    class Enabled:
-        enabled = True
-
-    class Planned:
-        def outcome(self, nodeid: str) -> Outcome:
-            return outcomes["cell"]
-
-    class Node:
-        nodeid = "cell"
-
+    benchmark = SimpleNamespace(enabled=True, group=None, extra_info={})
+    node: Any = SimpleNamespace(nodeid="cell")
     with pytest.raises(pytest.skip.Exception, match=r"^OS limit: kernel\.pid_max = 32,768"):
-        scale.run_cell(Enabled(), Planned(), Node(), "threads", 50)  # type: ignore[arg-type]
+        measure(benchmark, trials, node)
 
 
 def test_collection_counts_the_group_pools_together(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,14 +152,9 @@ def test_collection_counts_the_group_pools_together(monkeypatch: pytest.MonkeyPa
         return limits.Refusal("kernel.pid_max", 1000, 0, total, "threads") if total > 500 else None
 
     monkeypatch.setattr(scale, "cell_refusal", fake)
-
-    class Config:
-        def getoption(self, name: str, default: Any = None) -> Any:
-            return {"profile": "standard", "models": ""}.get(name, default)
-
-    params = scale.scale_params(Config(), "io_sleep")  # type: ignore[arg-type]
+    rows = catalogue.CATALOGUE["test_scale_io_sleep"].rows(Session("standard"))
     assert seen == [10, 110, 1110]
-    skipped = {p.id: p.marks[0].kwargs["reason"] for p in params if p.marks}
+    skipped = {row.id: row.skip for row in rows if row.skip}
     assert list(skipped) == ["threads-1000-1000"]
     assert skipped["threads-1000-1000"].startswith("OS limit: kernel.pid_max = 1,000")
 

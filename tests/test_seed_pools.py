@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache, Outcome, _interleave
-from benchmarks.test_seed import POOL_PROFILES, seed_pool_cell
+from benchmarks._harness import Outcome, in_process, interleave
+from benchmarks.catalogue import SEED_POOLS
+from tests._cells import planned
 from tests._procs import live_children
 from workloads import seed
 from workloads.models import stop_multiprocessing_helpers
@@ -150,31 +151,24 @@ def test_bad_input_is_refused_clearly(kwargs: dict[str, Any], message: str) -> N
 # -- the benchmark cells ------------------------------------------------------------------
 
 
-class FakeConfig:
-    """What a cell builder reads from pytest's config."""
-
-    def __init__(self, profile: str) -> None:
-        self.options = {"profile": profile, "start_method": "forkserver"}
-        self.stash = pytest.Stash()
-
-    def getoption(self, name: str, default: Any = None) -> Any:
-        return self.options.get(name, default)
-
-
 def pool_cells(profile: str) -> dict[str, Any]:
-    config: Any = FakeConfig(profile)
     return {
-        f"{pool}-{collect}": seed_pool_cell(
-            config, pool, seed.POOL_TASKS, seed.POOL_WORKERS, collect
+        f"{pool}-{collect}": planned(
+            "test_seed_pool",
+            profile,
+            model=pool,
+            tasks=seed.POOL_TASKS,
+            workers=seed.POOL_WORKERS,
+            collect=collect,
         )
         for pool in seed.POOLS
         for collect in seed.COLLECT_WAYS
     }
 
 
-@pytest.mark.parametrize("profile", list(POOL_PROFILES))
+@pytest.mark.parametrize("profile", list(SEED_POOLS))
 def test_planned_cells_carry_the_contract_keys(profile: str) -> None:
-    sleep = POOL_PROFILES[profile].sleep_s
+    sleep = SEED_POOLS[profile][0]
     for name, cell in pool_cells(profile).items():
         pool, collect = name.split("-")
         info = cell.info
@@ -193,14 +187,10 @@ def test_planned_cells_carry_the_contract_keys(profile: str) -> None:
 def test_quick_cells_run_verified_with_workers_cpu(no_strays: None) -> None:
     cells = pool_cells("quick")
     outcomes: dict[str, Outcome] = {}
-    cache = ModelCache(timeout=30)
-    try:
-        _interleave(cache, cells, outcomes, seed=0)
-    finally:
-        cache.close_models()
-    rounds = POOL_PROFILES["quick"].rounds
+    interleave(cells, outcomes, seed=0, opener=in_process(30))
+    sleep_s, rounds, _ = SEED_POOLS["quick"]
     for name, outcome in outcomes.items():
         assert outcome.error is None, (name, outcome.error)
         assert len(outcome.seconds) == rounds
-        assert min(outcome.seconds) >= 2 * POOL_PROFILES["quick"].sleep_s
+        assert min(outcome.seconds) >= 2 * sleep_s
         assert all(cpu >= 0 for cpu in outcome.cpu_s)

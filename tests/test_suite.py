@@ -131,6 +131,28 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
     assert len(names) == len(quick_run["benchmarks"]), "names are unique"
 
 
+def test_saved_names_and_keys_are_as_recorded(quick_run: dict[str, Any]) -> None:
+    """Runs compare across commits: pytest-benchmark's name, fullname, group, param(s),
+    options and every cell's extra_info and model_info keys as a quick run of cab5c01
+    saved them (``tests/fixtures/cells/quick_run.jsonl``; cells of this host's size)."""
+    path = ROOT / "tests" / "fixtures" / "cells" / "quick_run.jsonl"
+    recorded = {row["fullname"]: row for row in map(json.loads, path.read_text().splitlines())}
+    compared = 0
+    for bench in quick_run["benchmarks"]:
+        old = recorded.get(bench["fullname"])
+        if old is None:
+            continue
+        compared += 1
+        now = {
+            **{key: bench[key] for key in ("name", "group", "param", "params", "options")},
+            # void_rounds: only when a round was run again (convoy, on a busy host)
+            "extra_info_keys": sorted(set(bench["extra_info"]) - {"void_rounds"}),
+            "model_info_keys": sorted(bench["extra_info"].get("model_info", {})),
+        }
+        assert now == {key: old[key] for key in now}, bench["fullname"]
+    assert compared > 80, "most cells are the recorded ones"
+
+
 def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
     serial = median(quick_run, "io_sleep", 100, "serial", 1)
     ideal = cells(quick_run)[("io_sleep", 100, "serial", 1)]["extra_info"]["ideal_s"]
@@ -187,17 +209,36 @@ def test_every_cell_runs_once_with_benchmarks_disabled() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "env", "expected"),
     [
-        (["--profile", "huge"], "invalid choice: 'huge' (choose from 'quick', 'standard', 'full')"),
-        (["--models", "threads,fibers"], "unknown model(s) 'fibers'; valid: serial, generator"),
+        (
+            ["--profile", "huge"],
+            {},
+            "invalid choice: 'huge' (choose from 'quick', 'standard', 'full')",
+        ),
+        (["--models", "threads,fibers"], {}, "unknown model(s) 'fibers'; valid: serial, generator"),
+        (["--cell-timeout", "0"], {}, "--cell-timeout: must be a number of seconds above 0, got 0"),
+        (["--cell-timeout", "nan"], {}, "--cell-timeout: must be a number of seconds above 0"),
+        (["--seed-sleep", "-1"], {}, "--seed-sleep: must be at least 0.001 seconds, got -1"),
+        (["--dask-scheduler", "here"], {}, "--dask-scheduler: dask: 'here' is not a scheduler"),
+        ([], {"BOUNDBENCH_SLOWDOWN": "io_sleep"}, "'io_sleep' is not KEY=FACTOR with a FACTOR"),
+        ([], {"BOUNDBENCH_SLOWDOWN": "io_sleep=0.5"}, "'io_sleep=0.5' is not KEY=FACTOR"),
+        (
+            [],
+            {"BOUNDBENCH_KILL_WORKER": "fibers"},
+            "BOUNDBENCH_KILL_WORKER: unknown model 'fibers'",
+        ),
     ],
 )
-def test_bad_names_are_usage_errors(args: list[str], expected: str) -> None:
-    result = run_pytest(*core_args(), *args, "--collect-only", "-q")
+def test_bad_option_values_are_usage_errors_in_one_line(
+    args: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = run_pytest(*core_args(), *args, "--collect-only", "-q", env=env)
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+    if not args or args[0] not in ("--profile",):  # argparse's own usage text is longer
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 @pytest.mark.parametrize("model", ["processes", "gevent"])

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks._harness import ModelCache
 from workloads import FLAVOURS, WORKLOADS, Workload, get_workload, seed
 from workloads.cpu_loop import cpu_loop_gen, cpu_loop_sync
 from workloads.models import run_generators
+from workloads.runner import Bench
 
 SMALL = {
     "cpu_loop": {"n": 5_000, "yield_every": 7},
@@ -73,7 +73,7 @@ def test_a_reference_uses_expected_results_and_never_runs_serial() -> None:
     known = Workload(
         name="known", bound="io", sync=never, defaults={"n": 1}, expected=lambda t, n: t * n
     )
-    cache = ModelCache(timeout=10)
+    cache = Bench(timeout=10)
     try:
         assert cache.reference(known, {"n": 3}, 4) == [0, 3, 6, 9]
         unknown = get_workload("cpu_loop")
