@@ -253,3 +253,20 @@ def test_unstable_cells_are_named(storage: Path, capsys: pytest.CaptureFixture[s
     assert f"{THREADS.name} (IQR baseline " in out
     row = next(line for line in out.splitlines() if line.startswith(THREADS.name + " "))
     assert ", unstable" in row
+
+
+def test_a_run_made_with_a_test_hook_is_named_as_such(
+    storage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run made with BOUNDBENCH_SLOWDOWN is altered on purpose: as a baseline, it says so."""
+    hooked = run_data(np.random.default_rng(1), n_rounds=20)
+    hooked["boundbench_host"] = {"test_hooks": {"BOUNDBENCH_SLOWDOWN": "cpu_loop=1.15"}}
+    write_run(storage, 1, hooked)
+    save(storage, 2)
+    code, out, _ = check(capsys, storage)
+    assert code == 0
+    assert (
+        "warning: baseline run was made with test hooks on (BOUNDBENCH_SLOWDOWN=cpu_loop=1.15):"
+        " its figures are altered on purpose; it is no baseline for real changes"
+    ) in out
+    assert "current run was made with test hooks" not in out
