@@ -322,57 +322,21 @@ def private_apt(root: Path, archive: Archive, suite: str) -> list[str]:
 # -- versions ---------------------------------------------------------------------------
 
 
-def _order(char: str) -> int:
-    if not char or char.isdigit():
-        return 0
-    if char.isalpha():
-        return ord(char)
-    return -1 if char == "~" else ord(char) + 256
-
-
-def _verrevcmp(a: str, b: str) -> int:
-    """dpkg's comparison of two upstream versions or revisions."""
-    i = j = 0
-    while i < len(a) or j < len(b):
-        first_diff = 0
-        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
-            ac = _order(a[i] if i < len(a) else "")
-            bc = _order(b[j] if j < len(b) else "")
-            if ac != bc:
-                return ac - bc
-            i += 1
-            j += 1
-        while i < len(a) and a[i] == "0":
-            i += 1
-        while j < len(b) and b[j] == "0":
-            j += 1
-        while i < len(a) and j < len(b) and a[i].isdigit() and b[j].isdigit():
-            if not first_diff:
-                first_diff = ord(a[i]) - ord(b[j])
-            i += 1
-            j += 1
-        if i < len(a) and a[i].isdigit():
-            return 1
-        if j < len(b) and b[j].isdigit():
-            return -1
-        if first_diff:
-            return first_diff
-    return 0
-
-
 def compare_debian_versions(a: str, b: str) -> int:
-    """<0, 0, >0 as ``dpkg --compare-versions`` orders ``a`` and ``b``."""
-
-    def split(version: str) -> tuple[int, str, str]:
-        epoch, _, rest = version.rpartition(":") if ":" in version else ("0", "", version)
-        upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "0")
-        return int(epoch or 0), upstream, revision
-
-    ea, ua, ra = split(a)
-    eb, ub, rb = split(b)
-    if ea != eb:
-        return ea - eb
-    return _verrevcmp(ua, ub) or _verrevcmp(ra, rb)
+    """<0, 0, >0 as Debian orders versions ``a`` and ``b`` (asks ``dpkg --compare-versions``,
+    which every machine with apt has: epochs, ``~`` before a release, revisions)."""
+    if a == b:
+        return 0
+    try:
+        lower = (
+            subprocess.run(
+                ["dpkg", "--compare-versions", a, "lt", b], timeout=10, check=False
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Failure(f"cannot compare Debian versions with dpkg: {exc}") from exc
+    return -1 if lower else 1
 
 
 def served_versions(showsrc: str, package: str) -> list[str]:
