@@ -189,9 +189,9 @@ def warnings_of(selection: Selection, comparison: Comparison) -> list[str]:
     for run, what in ((base, "baseline"), (cur, "current")):
         hooks = (run.machine_info.get("boundbench") or {}).get("test_hooks")
         if hooks:
-            shown = ", ".join(f"{name}={value}" for name, value in sorted(hooks.items()))
+            hooked = ", ".join(f"{name}={value}" for name, value in sorted(hooks.items()))
             out.append(
-                f"{what} run was made with test hooks on ({shown}): its figures are altered"
+                f"{what} run was made with test hooks on ({hooked}): its figures are altered"
                 " on purpose"
                 + ("; it is no baseline for real changes" if what == "baseline" else "")
             )

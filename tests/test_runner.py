@@ -287,9 +287,9 @@ def test_a_runner_started_by_another_interpreter(tag: str) -> None:
 def test_a_gevent_runner_is_patched_and_this_process_is_not(tag: str) -> None:
     from benchmarks._harness import gevent_patched
 
-    runner = started(tag, patch="gevent")
+    runner = started(tag, patch="gevent.monkey:patch_all")
     try:
-        assert runner.info["patched"] is True
+        assert runner.info["patched"] == "gevent.monkey:patch_all"
         kwargs = {
             "workload": "io_sleep",
             "model": "gevent",
@@ -401,3 +401,16 @@ def test_a_runner_that_dies_fails_its_cell_and_the_others_get_a_new_runner(
         else:
             assert "its runner was lost after" in (outcomes[key].error or ""), key
     assert live_children() == []
+
+
+def test_any_model_may_name_the_patch_its_runner_applies_first(tag: str) -> None:
+    """``Model.runner_patch`` is a ``module:function`` reference, not a fixed list: a
+    plugin (eventlet, say) names its own; the runner calls it and says so."""
+    runner = started(tag, patch="faulthandler:enable")
+    try:
+        assert runner.info["patched"] == "faulthandler:enable"
+    finally:
+        runner.close()
+    for bad in ("gevent", "import os", "os:getpid()", ":x"):
+        with pytest.raises(ValueError, match="a runner patch is 'module:function'"):
+            RunnerProcess(30, patch=bad)

@@ -73,8 +73,9 @@ class Model:
     own_batch: ClassVar[bool] = False
     # At most this many start-up rounds (a start that takes seconds: a cluster), or None.
     startup_rounds: ClassVar[int | None] = None
-    # The runner process that measures this model's cells applies this patch before
-    # anything else (``workloads.runner``'s PATCHES: gevent's monkey.patch_all), or None.
+    # The runner process that measures this model's cells calls this ``module:function``
+    # before anything else ("gevent.monkey:patch_all"), or None: a plugin that must patch
+    # its interpreter first (eventlet, say) declares its own.
     runner_patch: ClassVar[str | None] = None
 
     # What the reports need, saved with every run (``workloads.models.report_facts``), so

@@ -58,7 +58,7 @@ class GeventModel(Model):
     libraries = ("gevent", "greenlet")
     requires = ("gevent", "pip install gevent")
     startup_variants = ({},)
-    runner_patch = "gevent"
+    runner_patch = "gevent.monkey:patch_all"
 
     def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
         super().__init__(workers, timeout)

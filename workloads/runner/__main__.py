@@ -51,12 +51,14 @@ def _watch_parent() -> None:
     start_new_thread(watch, ())
 
 
-def serve(engine: Engine, requests: IO[bytes], replies: IO[str]) -> None:
+def serve(
+    engine: Engine, requests: IO[bytes], replies: IO[str], patched: str | None = None
+) -> None:
     def reply(message: dict[str, Any]) -> None:
         replies.write(json.dumps(message) + "\n")
         replies.flush()
 
-    reply(hello())
+    reply(hello(patched))
     for line in requests:
         started = time.perf_counter()
         request = json.loads(line)
@@ -79,6 +81,7 @@ def serve(engine: Engine, requests: IO[bytes], replies: IO[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workloads.runner", description=__doc__)
     parser.add_argument("--timeout", type=float, default=300.0, help="every wait of a cell")
+    parser.add_argument("--patched", default=None, help="the patch the boot line applied")
     args = parser.parse_args(argv)
     # The protocol owns the real stdout; a task that prints writes to stderr.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     _watch_parent()
     engine = Engine(args.timeout)
     try:
-        serve(engine, sys.stdin.buffer, replies)
+        serve(engine, sys.stdin.buffer, replies, args.patched)
     except KeyboardInterrupt:
         return 1
     finally:

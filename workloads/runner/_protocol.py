@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -31,8 +32,9 @@ from typing import IO, Any
 
 PROTOCOL = 1
 TREE = Path(__file__).resolve().parents[2]
-# What a runner for a model with ``Model.runner_patch`` runs first, before any import.
-PATCHES = {"gevent": "from gevent import monkey; monkey.patch_all()"}
+# A runner patch (``Model.runner_patch``): ``module:function``, called with no argument as
+# the runner's first act, before the runner's own imports (gevent's monkey.patch_all).
+PATCH_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Starting: the interpreter and the imports (seconds; far more under valgrind).
 HELLO_TIMEOUT_S = 120.0
 # Beyond a cell's own timeout: a model that gives up still closes its pool.
@@ -40,9 +42,9 @@ GRACE_S = 60.0
 CLOSE_WAIT_S = 60.0
 
 
-def hello() -> dict[str, Any]:
-    """What a runner says first: who it is, so the conductor can refuse it."""
-    patched = "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_anything_patched()
+def hello(patched: str | None = None) -> dict[str, Any]:
+    """What a runner says first: who it is, so the conductor can refuse it (``patched``:
+    the patch it applied as its first act, or None)."""
     return {
         "runner": "boundbench",
         "protocol": PROTOCOL,
@@ -51,7 +53,7 @@ def hello() -> dict[str, Any]:
         "executable": sys.executable,
         "tree": str(TREE),
         "pid": os.getpid(),
-        "patched": bool(patched),
+        "patched": patched,
     }
 
 
@@ -84,8 +86,8 @@ class RunnerProcess:
         env: dict[str, str] | None = None,
         grace_s: float = GRACE_S,
     ) -> None:
-        if patch is not None and patch not in PATCHES:
-            raise ValueError(f"unknown patch {patch!r}; known: {', '.join(PATCHES)}")
+        if patch is not None and not PATCH_REF.match(patch):
+            raise ValueError(f"a runner patch is 'module:function', not {patch!r}")
         self.timeout = timeout
         self.grace_s = grace_s
         self.patch = patch
@@ -108,10 +110,15 @@ class RunnerProcess:
     def _module(patch: str | None) -> list[str]:
         if patch is None:
             return ["-m", "workloads.runner"]
-        # The patch is the first line the interpreter runs (a module run with -m would
-        # import its package first).
-        boot = f"{PATCHES[patch]}\nimport runpy\nrunpy.run_module('workloads.runner', "
-        return ["-c", boot + "run_name='__main__', alter_sys=True)"]
+        # The patch is the first thing the interpreter runs (a module run with -m would
+        # import its package first); the runner then says which patch it applied.
+        module, _, function = patch.partition(":")
+        boot = (
+            f"import importlib, sys\nimportlib.import_module({module!r}).{function}()\n"
+            f"sys.argv += ['--patched', {patch!r}]\nimport runpy\n"
+            "runpy.run_module('workloads.runner', run_name='__main__', alter_sys=True)"
+        )
+        return ["-c", boot]
 
     def describe(self) -> str:
         return f"the runner of {self.tree} ({' '.join(self.argv[: self.argv.index('--timeout')])})"
@@ -143,7 +150,7 @@ class RunnerProcess:
                 f"{self.describe()} speaks runner protocol {version}, this session {PROTOCOL}:"
                 " use a tree and a session of the same protocol"
             )
-        if self.patch is not None and not said.get("patched"):
+        if said.get("patched") != self.patch:
             self.kill()
             raise RunnerError(f"{self.describe()} did not apply its patch ({self.patch})")
         self.info = said
