@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import psutil
@@ -53,3 +54,11 @@ def describe(procs: list[psutil.Process]) -> list[str]:
         except psutil.Error:
             lines.append(f"{proc.pid}: (gone)")
     return lines
+
+
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` for a child a test sends Ctrl-C: SIGINT back to its default, as a
+    terminal's shell leaves it.  A test run started in the background by a
+    non-interactive shell inherits SIGINT ignored, and a child that ignores it (Python
+    then installs no KeyboardInterrupt; bash cannot trap it) shows nothing of a Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

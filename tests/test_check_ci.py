@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from reports.check import build_parser
+from tests._procs import as_from_a_terminal
 from tests.fixtures.check.synth import CELLS, run_data, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,7 +377,7 @@ def test_interrupting_the_base_run_removes_its_worktree(
     before = _worktrees()
     job = subprocess.Popen(
         ["bash", str(CI_BENCH)],
-        cwd=ROOT, env=recipe, start_new_session=True,
+        cwd=ROOT, env=recipe, start_new_session=True, preexec_fn=as_from_a_terminal,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests._procs import TAG_ENV, describe, is_live, tagged, wait_gone
+from tests._procs import TAG_ENV, as_from_a_terminal, describe, is_live, tagged, wait_gone
 from workloads import _children
 
 # A child that starts a grandchild in its group, says so, then does what argv[1] says.
@@ -167,6 +167,7 @@ def test_every_child_goes_when_its_owner_fails_or_gets_a_ctrl_c(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         assert owner.stdout is not None

@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests._procs import TAG_ENV, describe, live_children, tagged, wait_gone
+from tests._procs import TAG_ENV, as_from_a_terminal, describe, live_children, tagged, wait_gone
 from workloads import get_workload
 from workloads.models import ModelError, ModelTimeout, get_model
 from workloads.models.dask_model import (
@@ -333,6 +333,7 @@ def test_ctrl_c_leaves_no_scheduler_worker_or_nanny(tmp_path: Path) -> None:
         text=True,
         env=env,
         start_new_session=True,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         assert proc.stdout is not None

@@ -108,20 +108,29 @@ class RunnerProcess:
 
     @staticmethod
     def _module(patch: str | None) -> list[str]:
-        if patch is None:
-            return ["-m", "workloads.runner"]
-        # The patch is the first thing the interpreter runs (a module run with -m would
-        # import its package first); the runner then says which patch it applied.
-        module, _, function = patch.partition(":")
+        # The runner's code comes from its tree (first on PYTHONPATH) and nowhere else: an
+        # editable install of another tree puts a finder at the end of sys.meta_path that
+        # would serve any module the tree lacks from that other tree, mixing A and B.  The
+        # patch, if any, is the first thing the interpreter runs after that (a module run
+        # with -m would import its package first); the runner then says which it applied.
         boot = (
-            f"import importlib, sys\nimportlib.import_module({module!r}).{function}()\n"
-            f"sys.argv += ['--patched', {patch!r}]\nimport runpy\n"
-            "runpy.run_module('workloads.runner', run_name='__main__', alter_sys=True)"
+            "import sys\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'workloads' not in"
+            " getattr(sys.modules.get(getattr(f, '__module__', '')), 'MAPPING', {})]\n"
         )
-        return ["-c", boot]
+        if patch is not None:
+            module, _, function = patch.partition(":")
+            boot += (
+                f"import importlib\nimportlib.import_module({module!r}).{function}()\n"
+                f"sys.argv += ['--patched', {patch!r}]\n"
+            )
+        run = "runpy.run_module('workloads.runner', run_name='__main__', alter_sys=True)"
+        return ["-c", f"{boot}import runpy\n{run}"]
 
     def describe(self) -> str:
-        return f"the runner of {self.tree} ({' '.join(self.argv[: self.argv.index('--timeout')])})"
+        start = self.argv[: self.argv.index("-c")]
+        patch = f", patched by {self.patch}" if self.patch else ""
+        return f"the runner of {self.tree} ({' '.join(start)} -m workloads.runner{patch})"
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
