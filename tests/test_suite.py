@@ -174,8 +174,12 @@ def test_cpu_figures_are_plausible(quick_run: dict[str, Any]) -> None:
     for model in ("threads", "gevent", "asyncio"):
         assert serial / fastest(quick_run, "cpu_loop", 2, model, 2) < 1.8, model
     if cpu_count() >= 2:
-        # ~15 ms tasks in the quick profile: a pool's round trips take a visible share.
-        assert serial / fastest(quick_run, "cpu_loop", 2, "processes", 2) > 1.1
+        # ~7-12 ms tasks in the quick profile, and a pool's round trips take a visible
+        # share: isolated quick runs of this cell gave processes 0.96x and 0.99x serial
+        # (old harness) and 1.02x-1.79x (runner) as the host's speed moved, so only a
+        # pool that pays far more than its round trips (or runs the tasks twice) fails
+        # here; that processes overlap CPU work is the standard profile's to show.
+        assert serial / fastest(quick_run, "cpu_loop", 2, "processes", 2) > 0.8
         native = fastest(quick_run, "cpu_native", 2, "serial", 1)
         assert native / fastest(quick_run, "cpu_native", 2, "threads", 2) > 1.1
 
