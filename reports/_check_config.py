@@ -46,6 +46,18 @@ def _profile_table(table: dict[str, Any], profile: str | None, path: Path) -> di
     return chosen
 
 
+def _config_table(path: Path) -> object:
+    """``[tool.boundbench.check]`` of the TOML file at ``path`` ({} when it is absent)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the config: {exc}") from exc
+    table: object = data
+    for key in CONFIG_TABLE.split("."):
+        table = table.get(key, {}) if isinstance(table, dict) else {}
+    return table
+
+
 def read_config(
     path: Path | None, profile: str | None = None
 ) -> tuple[float | None, list[tuple[str, float]]]:
@@ -60,13 +72,7 @@ def read_config(
         if explicit:
             raise InputError(f"{path}: no such config file")
         return None, []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the config: {exc}") from exc
-    table: object = data
-    for key in CONFIG_TABLE.split("."):
-        table = table.get(key, {}) if isinstance(table, dict) else {}
+    table = _config_table(path)
     if not isinstance(table, dict):
         raise InputError(f"{path}: [{CONFIG_TABLE}] must be a table")
     table = _profile_table(table, profile, path)
@@ -90,13 +96,7 @@ def read_shift_config(path: Path | None, profile: str | None = None) -> list[tup
     path = path or Path("pyproject.toml")
     if not path.is_file():
         return []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the config: {exc}") from exc
-    table: object = data
-    for key in CONFIG_TABLE.split("."):
-        table = table.get(key, {}) if isinstance(table, dict) else {}
+    table = _config_table(path)
     if isinstance(table, dict):
         table = _profile_table(table, profile, path).get("shift-effect-group", {})
     if not isinstance(table, dict):
