@@ -14,12 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workloads import UserWorkload, limits, resolve_workload
+from workloads import UserWorkload, limits, resolve_workload, scale
 from workloads.models import MODELS, unavailable_models
-from workloads.runner import scale
 
 MODEL_KIND = "workloads.runner.cells:model"
-SCALE_KIND = "workloads.runner.scale:scale"
+SCALE_KIND = "workloads.scale:scale"
 # The batch of a model whose cells run apart from the other models' (Model.own_batch).
 APART = "model:"
 

@@ -33,7 +33,7 @@ from benchmarks.catalogue import CATALOGUE
 from workloads.models import MODELS
 from workloads.runner import Engine, RunnerError, RunnerProcess
 from workloads.runner._hooks import KILL_ENV
-from workloads.runner.scale import LIMIT_PREFIX
+from workloads.scale import LIMIT_PREFIX
 
 GROUP_ATTR = "boundbench_group"
 

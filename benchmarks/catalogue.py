@@ -36,7 +36,7 @@ from benchmarks._groups import (
     user_variants,
 )
 from workloads import get_workload, mixed, resolve_workload, seed
-from workloads.convoy import POOL_START_METHOD, SWITCH_INTERVALS
+from workloads.convoy import MIN_REQUESTS, POOL_START_METHOD, SWITCH_INTERVALS, round_requests
 from workloads.io_socket import CONNECT_MODES
 from workloads.models import MODELS, cpu_count, get_model, unavailable_models
 from workloads.net import STYLES, unavailable_styles
@@ -231,11 +231,17 @@ def io_socket_rounds(
 
 
 # -- scale: per-task cost from 10 to 10,000 tasks (100,000 in full) ---------------------
-# The single-process schedulers, and threads with one thread per task (they stop at
-# 1,000 in standard: 10,000 threads took 14-20 s to start here; 10,000 in full, under
-# pid_max).  Processes are capped at 32 workers, so they are not in this group.
+# The single-process schedulers (every model that runs all its tasks at once in one
+# process: generator, gevent, asyncio, uvloop, a plugin's), and threads with one thread
+# per task (they stop at 1,000 in standard: 10,000 threads took 14-20 s to start here;
+# 10,000 in full, under pid_max).  Processes are capped at 32 workers: not in this group.
 
-SCHEDULERS = ("generator", "asyncio", "uvloop", "gevent")
+
+def schedulers() -> list[str]:
+    return [m for m, cls in MODELS.items()
+            if cls.process_scope == "single" and cls.worker_counts("io", 2) == [2]]  # fmt: skip
+
+
 SCALE_PARAMS = {"quick": {"k": 3, "d": 0.005}, "standard": {"k": 3, "d": 0.05},
                 "full": {"k": 3, "d": 0.05}}  # fmt: skip
 SCALE = {
@@ -254,8 +260,8 @@ def scale_group(workload: str) -> ModelGroup:
         return [Variant((), "", workload, params, ())]
 
     def models(s: Session, bound: str, tasks: Any) -> list[tuple[str, int, int]]:
-        schedulers, threads, _, _ = SCALE[s.profile]
-        return [(m, n, n) for n in schedulers for m in SCHEDULERS] + [
+        counts, threads, _, _ = SCALE[s.profile]
+        return [(m, n, n) for n in counts for m in schedulers()] + [
             ("threads", n, n) for n in threads
         ]
 
@@ -464,7 +470,7 @@ class Echo(Group):
                              "requests": requests},
                   "profile": s.profile, "payload": payload, "requests": requests,
                   "client": "processes"},
-            kind="workloads.runner.netcells:echo",
+            kind="workloads.netcells:echo",
             kwargs={"style": style, "payload": payload, "connections": connections,
                     "requests": requests, "idle_window": idle_window},
             batch=f"benchmarks/test_net.py::{style if style in ALONE else 'servers'}",
@@ -474,30 +480,10 @@ class Echo(Group):
 # -- convoy: a server thread's echo latency while CPU workers share its process ---------
 # threads (pure Python, at switch intervals of 5, 1 and 0.1 ms), native (hashlib, GIL
 # released) or processes.  Each cell's request count is fixed, sized from what a request
-# takes here: a round of a slow cell (a request of 1 ms or more) ~0.3 s, else 0.1 s.
+# takes here (``convoy.round_requests``).
 
 DEFAULT_INTERVAL = SWITCH_INTERVALS[0]
 CONVOY_PAYLOAD = 64
-THREADS_REQUEST_S = {
-    0.005: {1: 6e-3, 2: 16e-3, 4: 40e-3},
-    0.001: {1: 1.4e-3, 2: 3.5e-3, 4: 10e-3},
-    0.0001: {1: 0.4e-3, 2: 0.8e-3, 4: 9e-3},
-}
-ALONE_REQUEST_S = 0.05e-3
-OFF_GIL_REQUEST_S = {1: 0.1e-3, 2: 0.15e-3, 4: 0.25e-3}
-FAST_ROUND_S, SLOW_ROUND_S, MIN_REQUESTS = 0.1, 0.3, 5
-
-
-def round_requests(placement: str, cpu_threads: int, switch_interval: float) -> int:
-    """A cell's fixed request count per round (two significant digits)."""
-    if cpu_threads == 0:
-        each = ALONE_REQUEST_S
-    elif placement == "threads":
-        each = THREADS_REQUEST_S[switch_interval][cpu_threads]
-    else:
-        each = OFF_GIL_REQUEST_S[cpu_threads] * (2 if switch_interval < 0.001 else 1)
-    wanted = (SLOW_ROUND_S if each >= 1e-3 else FAST_ROUND_S) / each
-    return max(MIN_REQUESTS, int(float(f"{wanted:.2g}")))
 
 
 def threads(intervals: tuple[float, ...], counts: tuple[int, ...]) -> list[tuple[str, int, float]]:
@@ -551,7 +537,7 @@ class Convoy(Group):
             rounds=rounds,
             warmup=warmup,
             info=info,
-            kind="workloads.runner.netcells:convoy",
+            kind="workloads.netcells:convoy",
             kwargs={"placement": cpu_placement, "cpu_threads": cpu_threads,
                     "switch_interval": switch_interval_s, "requests": requests,
                     "payload": CONVOY_PAYLOAD, "connections": 1},
@@ -570,7 +556,7 @@ CATALOGUE: dict[str, Group] = {
                              extra=mixed_extra),
     "test_io_socket": ModelGroup(variants=io_socket_variants, rounds=io_socket_rounds,
                                  outer=("connect",), group="{workload}:{connect}:tasks={tasks}",
-                                 kind="workloads.runner.netcells:io_socket",
+                                 kind="workloads.netcells:io_socket",
                                  kwargs={"server_style": SERVER_STYLE}),
     "test_scale_io_sleep": scale_group("io_sleep"),
     "test_scale_io_spin": scale_group("io_spin"),

@@ -24,14 +24,21 @@ from typing import Any
 import psutil
 import pytest
 
-from benchmarks.catalogue import CONVOY, MIN_REQUESTS, round_requests
+from benchmarks.catalogue import CONVOY
 from tests._net_helpers import no_leaks
 from tests._procs import TAG_ENV, describe, is_live, wait_gone
 from workloads._children import child_env
-from workloads.convoy import PLACEMENTS, ConvoyRefused, ConvoyServer, check_load
+from workloads.convoy import (
+    MIN_REQUESTS,
+    PLACEMENTS,
+    ConvoyRefused,
+    ConvoyServer,
+    check_load,
+    round_requests,
+)
 from workloads.net import LoadClient
+from workloads.netcells import CLIENT, SERVER, ConvoyCell, ConvoyRound
 from workloads.runner import Bench, Cell, CellError
-from workloads.runner.netcells import CLIENT, SERVER, ConvoyCell, ConvoyRound
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = 0.005

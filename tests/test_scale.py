@@ -22,10 +22,10 @@ from benchmarks._groups import Cell, Session, memory_jobs
 from benchmarks._harness import Outcome, Trials, in_process, interleave, measure
 from tests._cells import prepared
 from tests._procs import TAG_ENV, live_children, wait_gone
-from workloads import get_workload, limits, memory
+from workloads import get_workload, limits, memory, scale
 from workloads.io_spin import io_spin_value
 from workloads.models import get_model, run_generators
-from workloads.runner import Bench, scale
+from workloads.runner import Bench
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -72,6 +72,30 @@ CLOSE_TIMEOUT = 5.0
 # The process pool's start method: fork in a process with running threads is unsafe.
 POOL_START_METHOD = "forkserver"
 
+# What one request takes here, to size a cell's fixed request count: a round of a slow
+# cell (a request of 1 ms or more) ~0.3 s, else 0.1 s.  By switch interval, then CPU
+# threads (threads placement); by CPU workers off the GIL (native, processes).
+THREADS_REQUEST_S = {
+    0.005: {1: 6e-3, 2: 16e-3, 4: 40e-3},
+    0.001: {1: 1.4e-3, 2: 3.5e-3, 4: 10e-3},
+    0.0001: {1: 0.4e-3, 2: 0.8e-3, 4: 9e-3},
+}
+ALONE_REQUEST_S = 0.05e-3
+OFF_GIL_REQUEST_S = {1: 0.1e-3, 2: 0.15e-3, 4: 0.25e-3}
+FAST_ROUND_S, SLOW_ROUND_S, MIN_REQUESTS = 0.1, 0.3, 5
+
+
+def round_requests(placement: str, cpu_threads: int, switch_interval: float) -> int:
+    """A cell's fixed request count per round (two significant digits)."""
+    if cpu_threads == 0:
+        each = ALONE_REQUEST_S
+    elif placement == "threads":
+        each = THREADS_REQUEST_S[switch_interval][cpu_threads]
+    else:
+        each = OFF_GIL_REQUEST_S[cpu_threads] * (2 if switch_interval < 0.001 else 1)
+    wanted = (SLOW_ROUND_S if each >= 1e-3 else FAST_ROUND_S) / each
+    return max(MIN_REQUESTS, int(float(f"{wanted:.2g}")))
+
 
 class ConvoyError(RuntimeError):
     """The convoy server could not start, load, unload or answer in time."""

@@ -77,6 +77,9 @@ class Model:
     # before anything else ("gevent.monkey:patch_all"), or None: a plugin that must patch
     # its interpreter first (eventlet, say) declares its own.
     runner_patch: ClassVar[str | None] = None
+    # File descriptors a started model holds open (an event loop's selector and
+    # self-pipe): the scale cells check the OS's limit with them before a pool exists.
+    descriptors: ClassVar[int] = 0
 
     # What the reports need, saved with every run (``workloads.models.report_facts``), so
     # a plugin's model is drawn, named and tabled like a built-in one with no other edit.

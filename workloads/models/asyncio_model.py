@@ -22,6 +22,7 @@ class AsyncioModel(Model):
     flavour = "coro"
     colour_seed = 5
     process_scope = "single"
+    descriptors = 4
 
     def __init__(self, workers: int | None = None, timeout: float = 300.0) -> None:
         super().__init__(workers, timeout)

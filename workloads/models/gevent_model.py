@@ -55,6 +55,7 @@ class GeventModel(Model):
     flavour = "sync"
     colour_seed = 4
     process_scope = "single"
+    descriptors = 4
     libraries = ("gevent", "greenlet")
     requires = ("gevent", "pip install gevent")
     startup_variants = ({},)

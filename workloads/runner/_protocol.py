@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-PROTOCOL = 1
+PROTOCOL = 2
 TREE = Path(__file__).resolve().parents[2]
 # A runner patch (``Model.runner_patch``): ``module:function``, called with no argument as
 # the runner's first act, before the runner's own imports (gevent's monkey.patch_all).

@@ -3,7 +3,8 @@
 A cell travels as data, ``{"kind": "module:function", "kwargs": {...}}`` (JSON): this
 module's ``model`` (a workload run by a registered model: every model cell), ``call``
 (a plain call: the seed's loops and pools) and ``startup`` (a pool's start-up), and the
-network and scale kinds in ``netcells`` and ``scale``.
+network and scale kinds beside their workloads (``workloads.netcells``,
+``workloads.scale``).
 """
 
 from __future__ import annotations

@@ -18,14 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import limits, memory
-from ..models import Model, ModelError
-from ._bench import Bench, Cell, CellError, Round, measured, model_facts
-from ._hooks import stretched
-from .cells import ModelCell
+from . import limits, memory
+from .models import MODELS, Model, ModelError
+from .runner import Bench, Cell, CellError, ModelCell, Round, measured, model_facts, stretched
 
-# Descriptors a model opens (an event loop's selector and self-pipe; gevent's pipes).
-MODEL_DESCRIPTORS = {"asyncio": 4, "uvloop": 4, "gevent": 4}
 LIMIT_PREFIX = "OS limit: "
 
 
@@ -46,7 +42,7 @@ def cell_refusal(
     refusal = limits.memory_refusal(tasks * limits.TASK_RESIDENT_BYTES, facts)
     if refusal is not None:
         return refusal
-    return limits.descriptor_refusal(MODEL_DESCRIPTORS.get(model, 0), facts)
+    return limits.descriptor_refusal(MODELS[model].descriptors if model in MODELS else 0, facts)
 
 
 def limit_reason(refusal: limits.Refusal) -> str:

@@ -18,15 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..convoy import ConvoyError, ConvoyRefused, ConvoyServer, Unloaded
-from ..io_socket import close_idle
-from ..net import STYLES, LoadClient, LoadError, LoadResult, ServerProcess, ServerStartError
-from ..net._affinity import affinity, pin, split_cpus, usable
-from ..net._histogram import Histogram
-from ..net.load import PERCENTILES
-from ._bench import Bench, Cell, CellError, Round, measured
-from ._hooks import slowdown_factor, stretched
-from .cells import ModelCell
+from .convoy import ConvoyError, ConvoyRefused, ConvoyServer, Unloaded
+from .io_socket import close_idle
+from .net import STYLES, LoadClient, LoadError, LoadResult, ServerProcess, ServerStartError
+from .net._affinity import affinity, pin, split_cpus, usable
+from .net._histogram import Histogram
+from .net.load import PERCENTILES
+from .runner import Bench, Cell, CellError, ModelCell, Round, measured, slowdown_factor, stretched
 
 Starter = Callable[[], tuple[Any, Callable[[], None]]]
 
