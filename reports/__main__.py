@@ -1,4 +1,5 @@
-"""``python -m reports``: saved runs -> charts, page, tables; ``check``; ``history``."""
+"""``python -m reports``: saved runs -> charts, page, tables; ``check``; ``history``;
+``thresholds`` (the stored thresholds, made from runs of unchanged code)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ def main(argv: list[str] | None = None) -> int:
         from .check import main as check_main
 
         return check_main(args[1:])
+    if args and args[0] == "thresholds":
+        from .thresholds import main as thresholds_main
+
+        return thresholds_main(args[1:])
     if args and args[0] == "history":
         from .history import main as history_main
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from . import _figures, _stats
 from ._check_runs import Selection
 from ._compare import (
+    COUNTS,
     MODE_TITLES,
     MWU,
     Comparison,
@@ -44,6 +45,8 @@ def _duration(seconds: float) -> str:
 
 
 def _value(mode: str, value: float) -> str:
+    if mode == COUNTS:
+        return f"{value / 1e6:.5g} M"
     if mode == "time":
         return _duration(value)
     if mode == "speedup":
@@ -69,10 +72,16 @@ def _verdict(row: Row, *, markdown: bool) -> str:
     return "ok"
 
 
+def percent(value: float) -> str:
+    """A fraction as a percentage with the digits it has: 10%, 1.5%, 0.2%."""
+    return f"{value * 100:.2g}%" if value < 0.1 else f"{value:.0%}"
+
+
 def _effects(settings: Settings) -> str:
-    text = f"minimum effect {settings.min_effect:.0%}"
+    text = f"minimum effect {percent(settings.min_effect)}"
     if settings.group_effects:
-        text += " (" + ", ".join(f"{p}: {e:.0%}" for p, e in settings.group_effects) + ")"
+        parts = ", ".join(f"{p}: {percent(e)}" for p, e in settings.group_effects)
+        text += f" ({parts})"
     return text
 
 
@@ -307,7 +316,7 @@ def _shift_lines(outcome: Outcome) -> list[str]:
         verdict = {"regression": "REGRESSION", "improved": "improved"}.get(shift.verdict, "ok")
         lines.append(
             f"  {shift.label:32s} {shift.worse_by - 1:+6.1%} slower"
-            f"  over {_cells(len(shift.keys))}, min effect {shift.min_effect:.0%}  {verdict}"
+            f"  over {_cells(len(shift.keys))}, min effect {percent(shift.min_effect)}  {verdict}"
         )
         if shift.verdict == "regression":
             lines.append(f"    cells: {_some([names[key] for key in shift.keys], limit=6)}")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import _store
 from ._compare import (
     InputError,
     environment_label,
@@ -118,6 +119,8 @@ def _previous(
         earlier = [run for run in earlier if same_machine(run, current)]
     if not any_python:
         earlier = [run for run in earlier if same_interpreter(run, current)]
+    # A count run against counts made the same way, a timed run against a timed one.
+    earlier = [run for run in earlier if _store.pairing_problem(run, current) is None]
     same_folder = [r for r in earlier if r.path.parent == current.path.parent]
     pool = same_folder or earlier
     return pool[-1] if pool else None
@@ -159,6 +162,12 @@ def _check_interpreters(first: Run, second: Run, what: str, any_python: bool) ->
     )
 
 
+def _check_kinds(first: Run, second: Run) -> None:
+    problem = _store.pairing_problem(first, second)
+    if problem:
+        raise InputError(problem)
+
+
 def select(args: argparse.Namespace) -> Selection:
     paths: list[str] = list(args.paths)
     where = ", ".join(paths) if paths else str(DEFAULT_STORAGE)
@@ -188,11 +197,13 @@ def select(args: argparse.Namespace) -> Selection:
     if baseline.path.resolve() == current.path.resolve():
         raise InputError(f"the baseline and the current run are the same file: {current.path}")
     _check_interpreters(baseline, current, "baseline", args.any_python)
+    _check_kinds(baseline, current)
     reference = _resolve(args.reference, "reference", paths) if args.reference else None
     if reference is not None and reference.path.resolve() == current.path.resolve():
         raise InputError(f"the reference and the current run are the same file: {current.path}")
     if reference is not None:
         _check_interpreters(reference, current, "reference", args.any_python)
+        _check_kinds(reference, current)
     for run, what in ((baseline, "baseline"), (current, "current")):
         warnings.extend(f"{what} {run.path}: skipped {line}" for line in run.skipped)
     return Selection(baseline, current, warnings, reference)

@@ -33,9 +33,12 @@ from ._models import run_facts
 from ._runs import Run
 
 MODES = ("time", "speedup", "efficiency")
-HIGHER_IS_BETTER = {"time": False, "speedup": True, "efficiency": True}
+# Count runs (``_store.run_kind``) are compared in their own unit, never chosen by hand.
+COUNTS = "instructions"
+HIGHER_IS_BETTER = {"time": False, "speedup": True, "efficiency": True, COUNTS: False}
 MODE_TITLES = {
     "time": "absolute time per call",
+    COUNTS: "instructions executed per round (count runs)",
     "speedup": "machine-normalized: speedup over the serial cell of the same run",
     "efficiency": "machine-normalized: efficiency vs ideal within the same run",
 }
@@ -239,11 +242,11 @@ def _times(run: Run, bench: dict[str, Any]) -> tuple[float, tuple[float, ...]]:
 
 def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
     """Every cell of ``run`` in the unit of ``mode``, and why others cannot be measured."""
-    if mode not in MODES:
+    if mode not in (*MODES, COUNTS):
         raise ValueError(f"unknown mode {mode!r}")
     out: dict[str, Measure] = {}
     unmeasured: dict[str, str] = {}
-    serial = _figures.serial_medians(run.benchmarks) if mode != "time" else {}
+    serial = _figures.serial_medians(run.benchmarks) if mode in ("speedup", "efficiency") else {}
     cpus = _figures.usable_cpus(run.machine_info)
     for bench in run.benchmarks:
         key = cell_key(bench)
@@ -253,7 +256,7 @@ def measures(run: Run, mode: str) -> tuple[dict[str, Measure], dict[str, str]]:
         extra = bench.get("extra_info") or {}
         is_serial = extra.get("model") == "serial"
         reference = serial.get(_figures.baseline_key(extra))
-        if mode == "time":
+        if mode in ("time", COUNTS):
             scale = None
         elif mode == "speedup":
             if is_serial:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import _calibrate, _figures, _stats
+from . import _calibrate, _figures, _stats, _store
 from ._check_config import CONFIG_TABLE, fraction, read_config, read_shift_config, run_profile
 from ._check_output import (
     EXIT_BAD_INPUT,
@@ -45,6 +45,7 @@ from ._check_output import (
 )
 from ._check_runs import Selection, calibration_runs, select
 from ._compare import (
+    COUNTS,
     DEFAULT_MIN_EFFECT,
     MODES,
     InputError,
@@ -258,7 +259,41 @@ def run_check(args: argparse.Namespace) -> Outcome:
     return outcome
 
 
+def _count_settings(args: argparse.Namespace) -> tuple[Settings, str]:
+    """Two count runs: their instructions, judged by the stored count thresholds (the
+    project's table of timed thresholds is for wall time and never applies)."""
+    store = _store.load("instructions")
+    if store is None:
+        floor = _store.FLOOR["instructions"] * 5
+        effects: tuple[tuple[str, float], ...] = ()
+        shift_effects: tuple[tuple[str, float], ...] = ()
+        default = floor if args.min_effect is None else args.min_effect
+        said = (
+            f"no stored count thresholds (thresholds/instructions.json): {default:.1%} for"
+            f" every cell; make them with {_store.COMMAND.format(kind='instructions')}"
+        )
+    else:
+        effects = tuple(store.families.items())
+        shift_effects = tuple(store.shifts.items())
+        default = store.default if args.min_effect is None else args.min_effect
+        said = store.describe()
+    settings = Settings(
+        mode=COUNTS,
+        alpha=args.alpha,
+        min_effect=default,
+        group_effects=(*args.min_effect_group, *effects),
+        shift_effects=shift_effects,
+        shift_effect=default,
+    )
+    return settings, said
+
+
 def _compare_pair(args: argparse.Namespace, selection: Selection) -> Outcome:
+    if _store.run_kind(selection.current) == "instructions":
+        settings, counted = _count_settings(args)
+        comparison = compare_runs(selection.baseline, selection.current, settings)
+        header = describe(selection, comparison, counted)
+        return Outcome(selection, comparison, header, warnings_of(selection, comparison))
     mode, note = _mode(args, selection.baseline, selection.current)
     profile = run_profile(selection.current)
     config_effect, config_groups = read_config(args.config, profile)

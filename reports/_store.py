@@ -1,0 +1,196 @@
+"""Thresholds as data: measured from runs of unchanged code, stored with their provenance.
+
+A run is of one *kind* (``run_kind``): ``time`` (wall time, the default run) or
+``instructions`` (a count run: ``pytest benchmarks/ --measure instructions``, instructions
+executed under Valgrind, saved in the same JSON where the times would be).  The check
+never pairs two kinds, and a count run is paired only with one counted the same way
+(``count_setup``: Valgrind version, tool and flags, CPU model).
+
+The thresholds a kind is judged with live in ``thresholds/<kind>.json``, made by one
+command from runs of unchanged code, never edited by hand::
+
+    python -m reports thresholds --kind instructions RUN RUN RUN ...
+
+Each file holds, per group family (``cpu_loop:*``, ``seed``...), the noise measured
+between every pair of those runs and the threshold it gives (``margin`` x the 95th
+percentile, at least the largest change seen, never below ``FLOOR``), the same for each
+family's median shift, and where it all came from: the machine, the interpreter, the
+date, the runs, the profile, the count setup.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import _calibrate
+from ._compare import InputError, environment_label
+from ._runs import Run
+
+KINDS = ("time", "instructions")
+STORE_DIR = Path(__file__).resolve().parents[1] / "thresholds"
+# The smallest threshold a family gets, whatever its noise: a count that moved by less
+# than this is a rounding matter (a dict resized a round later), not a cost.
+FLOOR = {"instructions": 0.002, "time": 0.01}
+COMMAND = "python -m reports thresholds --kind {kind} RUN RUN ..."
+# The facts of a count run that must match for two counts to be compared.
+COUNT_FACTS = ("tool", "valgrind", "flags", "cpu_model", "python")
+
+
+def measure_facts(run: Run) -> dict[str, Any]:
+    """What the run measured and how (``machine_info["boundbench"]["measure"]``)."""
+    facts = (run.machine_info.get("boundbench") or {}).get("measure") or {}
+    return facts if isinstance(facts, dict) else {}
+
+
+def run_kind(run: Run) -> str:
+    """``time`` or ``instructions``; a run that does not say is a timed run."""
+    kind = measure_facts(run).get("kind", "time")
+    return str(kind)
+
+
+def count_setup(run: Run) -> dict[str, Any]:
+    """The facts of a count run that decide whether its counts compare with another's."""
+    facts = measure_facts(run)
+    return {name: facts.get(name) for name in COUNT_FACTS}
+
+
+def pairing_problem(first: Run, second: Run) -> str | None:
+    """Why ``first`` and ``second`` must not be compared, or None."""
+    kinds = run_kind(first), run_kind(second)
+    if kinds[0] != kinds[1]:
+        return (
+            f"{first.path} is a {kinds[0]} run and {second.path} a {kinds[1]} run: a count"
+            " run is never compared with a timed run"
+        )
+    if kinds[0] == "instructions":
+        one, two = count_setup(first), count_setup(second)
+        differ = [name for name in COUNT_FACTS if one[name] != two[name]]
+        if differ:
+            said = "; ".join(f"{name} {one[name]!r} vs {two[name]!r}" for name in differ)
+            return f"the two count runs were not counted the same way ({said})"
+    return None
+
+
+@dataclass(frozen=True)
+class Store:
+    kind: str
+    path: Path
+    families: dict[str, float]
+    shifts: dict[str, float]
+    default: float
+    provenance: dict[str, Any]
+
+    def describe(self) -> str:
+        made = self.provenance
+        return (
+            f"thresholds from {self.path.name} ({made.get('runs_count', '?')} unchanged runs"
+            f" of {made.get('date', '?')} on {made.get('environment', '?')}, profile"
+            f" {made.get('profile', '?')})"
+        )
+
+
+def store_path(kind: str, root: Path | None = None) -> Path:
+    return (root or STORE_DIR) / f"{kind}.json"
+
+
+def load(kind: str, root: Path | None = None) -> Store | None:
+    """The stored thresholds of ``kind``, None when there are none; InputError when the
+    file is there but not a store this code wrote."""
+    path = store_path(kind, root)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        families = {str(k): float(v["threshold"]) for k, v in data["families"].items()}
+        shifts = {str(k): float(v["threshold"]) for k, v in data.get("shifts", {}).items()}
+        store = Store(
+            kind=str(data["kind"]),
+            path=path,
+            families=families,
+            shifts=shifts,
+            default=float(data["default"]),
+            provenance=dict(data["provenance"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(
+            f"{path}: not a threshold store ({type(exc).__name__}: {exc}); make it anew with"
+            f" {COMMAND.format(kind=kind)}"
+        ) from None
+    if store.kind != kind:
+        raise InputError(f"{path}: holds {store.kind} thresholds, not {kind}")
+    return store
+
+
+def _round_up(value: float, floor: float) -> float:
+    """Up to the next tenth of a percent, at least ``floor``."""
+    return max(floor, math.ceil(value * 1000 - 1e-9) / 1000)
+
+
+def build(runs: Sequence[Run], kind: str, margin: float, command: str) -> dict[str, Any]:
+    """A store's content from ``runs`` of unchanged code (all of ``kind``, one machine,
+    interpreter and count setup: InputError otherwise)."""
+    if len(runs) < 2:
+        raise InputError(f"thresholds need at least 2 runs of unchanged code, got {len(runs)}")
+    for run in runs:
+        if run_kind(run) != kind:
+            raise InputError(f"{run.path} is a {run_kind(run)} run, not {kind}")
+        problem = pairing_problem(runs[0], run)
+        if problem:
+            raise InputError(problem)
+    warnings = _calibrate.check_environments(runs, any_machine=False)
+    floor = FLOOR.get(kind, FLOOR["time"])
+    mode = "instructions" if kind == "instructions" else "time"
+    noise = _calibrate.calibrate(runs, mode=mode, margin=margin)
+    families = {
+        f"{n.family}": {
+            "threshold": _round_up(max(margin * n.p95, n.largest), floor),
+            "p95": round(n.p95, 6),
+            "largest": round(n.largest, 6),
+            "worst_cell": n.worst[0],
+            "cells": n.cells,
+            "changes": n.changes,
+        }
+        for n in noise
+    }
+    shifts = {
+        s.pattern: {
+            "threshold": _round_up(margin * s.largest, floor),
+            "largest": round(s.largest, 6),
+        }
+        for s in _calibrate.shift_noise(runs, mode=mode, margin=margin)
+    }
+    profiles = sorted({str((r.machine_info.get("boundbench") or {}).get("profile")) for r in runs})
+    return {
+        "kind": kind,
+        "generated_by": command,
+        "note": "made by the command above from runs of unchanged code; never edit by hand",
+        "provenance": {
+            "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "environment": environment_label(runs[0]),
+            "profile": ",".join(profiles),
+            "runs": [str(run.path) for run in runs],
+            "runs_count": len(runs),
+            "margin": margin,
+            "floor": floor,
+            "measure": measure_facts(runs[0]),
+            "warnings": warnings,
+        },
+        # a family these runs did not have: the largest of the measured ones
+        "default": max((float(str(f["threshold"])) for f in families.values()), default=floor),
+        "families": families,
+        "shifts": shifts,
+    }
+
+
+def write(content: dict[str, Any], path: Path) -> None:
+    """Written whole or not at all (a temporary file renamed over the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)
