@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import _charts, _charts_runs, _charts_special, _crossover, _sweeps
+from . import _charts, _charts_runs, _charts_special, _costs, _crossover, _sweeps
 from ._cells import SEED_WORKLOADS, generic, latest_run, latest_sweep
 from ._draw import Chart
 
@@ -26,6 +26,8 @@ class ChartSpec:
     # From every row of the report, the rows the chart draws.
     cells: Callable[[pd.DataFrame], pd.DataFrame]
     draw: Draw
+    # the runs it draws from: timed runs, or count runs (``_store.run_kind``)
+    measure: str = "time"
 
 
 def _sweep(name: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -82,18 +84,25 @@ CHARTS = (
     ChartSpec("net_latency", _echo_cells, _charts_special.chart_net_latency),
     ChartSpec("seed", _seed_cells, _charts_special.chart_seed),
     ChartSpec("startup", _startup_cells, _charts_special.chart_startup),
+    ChartSpec("costs", _everything, _costs.chart_costs, measure="instructions"),
 )
 CHART_NAMES = tuple(spec.name for spec in CHARTS)
 
 
 def draw_charts(
-    frame: pd.DataFrame, palette: dict[str, str], out: Path, problems: list[str]
+    frame: pd.DataFrame,
+    palette: dict[str, str],
+    out: Path,
+    problems: list[str],
+    counts: pd.DataFrame | None = None,
 ) -> list[Chart]:
-    """Every chart the data allows, in page order; one that fails is a problem line."""
+    """Every chart the data allows, in page order; one that fails is a problem line.
+    ``frame``: the timed runs' cells; ``counts``: the count runs'."""
     charts = []
+    frames = {"time": frame, "instructions": counts if counts is not None else frame.iloc[0:0]}
     for spec in CHARTS:
         try:
-            chart = spec.draw(spec.cells(frame), palette, out)
+            chart = spec.draw(spec.cells(frames[spec.measure]), palette, out)
         except Exception as exc:  # one bad chart must not cost the rest of the report
             problems.append(f"chart {spec.name}: not drawn ({type(exc).__name__}: {exc})")
             continue

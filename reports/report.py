@@ -25,6 +25,7 @@ from ._frame import build_frame, missing_baselines
 from ._page import write_page
 from ._registry import CHART_NAMES, draw_charts
 from ._runs import DEFAULT_STORAGE, Run, load_runs
+from ._store import run_kind
 from ._summary import write_summary
 from ._tables import UNSTABLE_PREFIX, unstable_cells, unstable_lines, void_lines
 
@@ -48,6 +49,9 @@ class Report:
     unstable: pd.DataFrame = field(default_factory=pd.DataFrame)
     # the fastest model per workload, parameters and tasks of the latest run
     best: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the count runs' cells (``--measure instructions``): their own chart, never mixed
+    # with the timed runs' figures
+    counts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -112,9 +116,12 @@ def load(paths: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
 
 
 def build(runs: list[Run], problems: list[str]) -> Report:
-    frame = build_frame(runs)
+    counted = [run for run in runs if run_kind(run) == "instructions"]
+    timed = [run for run in runs if run_kind(run) != "instructions"]
+    frame = build_frame(timed)
     report = Report(runs=runs, frame=frame, problems=[*problems, *missing_baselines(frame)])
-    for run in runs:
+    report.counts = build_frame(counted)
+    for run in timed:  # a count does not move with a busy host
         busy = _figures.host_load_warning(run.machine_info)
         if busy:
             report.warnings.append(f"run {run.run_id}: {busy}")
@@ -127,13 +134,13 @@ def build(runs: list[Run], problems: list[str]) -> Report:
 
 def plot(report: Report, out: Path) -> list[Chart]:
     """Write every chart the data allows; a chart that fails is a problem line, not a crash."""
-    palette = _palette.make_palette(report.frame)
-    report.charts = draw_charts(report.frame, palette, out, report.problems)
+    palette = _palette.make_palette(pd.concat([report.frame, report.counts]))
+    report.charts = draw_charts(report.frame, palette, out, report.problems, report.counts)
     return report.charts
 
 
 def write(report: Report, out: Path, title: str) -> list[Path]:
-    palette = _palette.make_palette(report.frame)
+    palette = _palette.make_palette(pd.concat([report.frame, report.counts]))
     csv = out / "results.csv"
     frame = report.frame.copy()
     frame["datetime"] = frame["datetime"].map(
@@ -227,7 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not args.quiet:
         print(
-            f"{len(report.frame)} benchmarks from {len(runs)} run(s) -> {args.out}/:"
+            f"{len(report.frame)} benchmarks"
+            + (f" and {len(report.counts)} counted cells" if len(report.counts) else "")
+            + f" from {len(runs)} run(s) -> {args.out}/:"
             f" index.html, summary.md, results.csv, {len(report.charts)} charts"
             f" ({', '.join(c.name for c in report.charts)}) in"
             f" {time.perf_counter() - started:.1f} s"

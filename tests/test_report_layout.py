@@ -31,8 +31,9 @@ SLACK_PX = 1.0
 
 
 def longest_runs(root: Path) -> Path:
-    """Two runs of one interpreter (the trend) and one of a free-threaded build (the
-    environments), each with every kind of cell at its longest."""
+    """Two runs of one interpreter (the trend), one of a free-threaded build (the
+    environments) and a count run (the costs), each with every kind of cell at its
+    longest."""
     for name, seed, python, free, when in (
         ("0001_a", 1, "3.11.7", False, "2025-04-01T00:00:00+00:00"),
         ("0002_b", 2, "3.11.7", False, "2025-04-02T00:00:00+00:00"),
@@ -42,6 +43,19 @@ def longest_runs(root: Path) -> Path:
                                 when=when, commit="a" * 40, python=python, free=free,
                                 gil=not free)  # fmt: skip
         write(root / python / f"{name}.json", document)
+    # and a count run (its cost chart): the same cells, instructions where times were
+    counted = run_document(longest_cells(4, gil=True), node="bench-runner-a",
+                           when="2025-04-03T00:00:00+00:00", commit="a" * 40,
+                           python="3.11.7", free=False, gil=True)  # fmt: skip
+    counted["machine_info"]["boundbench"]["measure"] = {"kind": "instructions"}
+    for bench in counted["benchmarks"]:
+        stats = bench["stats"]
+        for key, value in list(stats.items()):
+            if isinstance(value, float) and key not in ("ops", "outliers"):
+                stats[key] = value * 1e9
+        if isinstance(stats.get("data"), list):
+            stats["data"] = [value * 1e9 for value in stats["data"]]
+    write(root / "3.11.7" / "0003_c.json", counted)
     return root
 
 

@@ -405,7 +405,8 @@ def test_the_whole_report_with_every_kind_of_cell(
     assert main([str(src), "--out", str(out), "-q"]) == 0
     assert capsys.readouterr().err == ""
     drawn = {path.stem for path in out.glob("*.png")}
-    assert drawn == set(_registry.CHART_NAMES) - {"trend", "environments"}
+    # every chart of timed runs (count runs' own is tests/test_report_costs.py's)
+    assert drawn == set(_registry.CHART_NAMES) - {"trend", "environments", "costs"}
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "Which model is fastest" in page
     assert "processes overtake the best single-process model" in page
