@@ -121,7 +121,7 @@ def cell_lead(leader: str, faster: Any, slower: Any) -> _figures.Lead:
 def holding(leads: Sequence[_figures.Lead | None]) -> list[bool]:
     """Per point of one sweep, in order: whether its lead holds
     (``_figures.leads_that_hold``); None, one model only, is no lead."""
-    missing = _figures.Lead("", 0.0, None)
+    missing = _figures.Lead("", 0.0, False)
     return _figures.leads_that_hold(
         [lead if isinstance(lead, _figures.Lead) else missing for lead in leads]
     )
@@ -176,7 +176,8 @@ def interval_note(best: pd.DataFrame) -> str:
         note += (
             ' A runner-up "within noise" cannot be told from the best model here: the'
             f" {_figures.CONFIDENCE:.0%} interval on the ratio of their medians (from their"
-            " quartiles) reaches 1, or they kept too few rounds, and on the crossover's shares"
+            f" quartiles) reaches 1 (with fewer than {_figures.MIN_ROUNDS_FOR_SPREAD} rounds:"
+            f" the lead is within {_figures.LEVEL_WITHIN:.0%}), and on the crossover's shares"
             " the same model does not lead at a neighbouring share either."
         )
     return note

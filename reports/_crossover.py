@@ -40,10 +40,8 @@ from ._draw import (
 from ._models import ordered_models, sides
 
 KIND_TITLE = {"python": "Python CPU work", "native": "native CPU work (GIL released)"}
-# Speedups within this share of each other at every share are level, not a lead: over
-# six unchanged standard runs here, processes' lead over threads on native work at 50 %
-# ranged from -9.3 % to +6.2 % (a cpu_native cell moves 13-18 % p95 between runs).
-LEVEL_WITHIN = 0.10
+# Speedups within this share of each other at every share are level, not a lead.
+LEVEL_WITHIN = _figures.LEVEL_WITHIN
 # The share axis's ticks (%): the same on every host, the points fall where they fall.
 SHARE_TICKS = (0, 20, 40, 60, 80, 100)
 
