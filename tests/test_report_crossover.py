@@ -209,16 +209,16 @@ def test_the_same_lead_with_quiet_cells_is_still_named(tmp_path: Path) -> None:
     assert best.startswith("processes at 0 %, asyncio at 10 %")
 
 
-# The standard profile: one round a cell, no spread to judge.  A lead holds where the
-# same side leads at a neighbouring share: processes from 50 % (crossing at
-# 25 + 25 × 1.0 / 1.5 = 33 %), asyncio at 10-25 %; the lowest share's lead stands alone.
+# The standard profile: one round a cell, no spread to judge; the 10 % the regression
+# check falls back on then decides.  Processes lead by 7 % at 0 %: level; asyncio at
+# 10-25 %, processes from 50 % (crossing at 25 + 25 × 1.0 / 1.5 = 33 %).
 ONE_ROUND = {
     "asyncio": {0.0: 7.0, 0.1: 6.0, 0.25: 3.0, 0.5: 1.5, 1.0: 1.0},
     "processes": {0.0: 7.5, 0.1: 4.0, 0.25: 2.5, 0.5: 2.5, 1.0: 1.9},
 }
 
 
-def test_with_one_round_a_lead_holds_where_neighbouring_shares_agree(tmp_path: Path) -> None:
+def test_with_one_round_a_cell_a_lead_within_ten_percent_is_level(tmp_path: Path) -> None:
     clause, best, table = panel(tmp_path, noisy_sweep(ONE_ROUND, rounds=1))
     assert clause == (
         "on this machine, processes overtake the best single-process model from a CPU share"
@@ -230,6 +230,38 @@ def test_with_one_round_a_lead_holds_where_neighbouring_shares_agree(tmp_path: P
     )
     within = [w for w, r in zip(table["work"], table["runner-up"], strict=True) if "noise" in r]
     assert within == ["python CPU 0%"]
+
+
+# Processes ahead by 14-17 % from 50 %, each cell's rounds spreading 40 % there: no share
+# shows the lead alone, three neighbours agree.  Crossing at 25 + 25 × 1.0 / 1.3 = 44 %.
+NOISY_HIGH = {
+    "asyncio": {0.0: 7.0, 0.25: 3.0, 0.5: 1.8, 0.75: 1.4, 1.0: 1.05},
+    "processes": {0.0: 3.5, 0.25: 2.0, 0.5: 2.1, 0.75: 1.6, 1.0: 1.2},
+}
+NOISE_FROM_50 = {(m, x): 0.4 for m in ("asyncio", "processes") for x in (0.5, 0.75, 1.0)}
+
+
+def test_a_lead_inside_the_noise_holds_where_neighbouring_shares_agree(tmp_path: Path) -> None:
+    clause, best, table = panel(tmp_path / "a", noisy_sweep(NOISY_HIGH, NOISE_FROM_50))
+    assert clause == (
+        "on this machine, processes overtake the best single-process model from a CPU share"
+        " of about 44 % (between the measured 25 % and 50 %)"
+    )
+    assert best == "asyncio at 0–25 %, processes from 50 %"
+    assert not table["runner-up"].str.contains("within noise").any()
+    # Alone at the top share, the same lead is level: asyncio's (as noisy) hold from 50 %
+    # because they agree with the clear ones below.
+    alone = {
+        "asyncio": {**NOISY_HIGH["asyncio"], 0.5: 2.2, 0.75: 1.7},
+        "processes": NOISY_HIGH["processes"],
+    }
+    clause, best, table = panel(tmp_path / "b", noisy_sweep(alone, NOISE_FROM_50))
+    assert clause == (
+        "no crossing in the measured range: the best single-process model stays ahead up to"
+        " 75 % and is level with processes within noise at 100 % (at 100 %: asyncio 1.1×,"
+        " processes 1.2×)"
+    )
+    assert best == "asyncio at 0–75 %, processes and asyncio level within noise at 100 %"
 
 
 # Processes clearly ahead from a crossing at 10 + 15 × 3 / 5 = 19 % to one at
