@@ -6,7 +6,12 @@ CPU share each task had.  That share is measured, not the one asked for
 (``reports._figures.measured_share``): a fixed iteration count is a smaller share on a
 faster host, and users read their own measured share off this chart.  The sentence says
 where the best multi-process model overtakes the best single-process one (each model's
-side comes from its run: ``reports._models``).
+side comes from its run: ``reports._models``), and which model is best where.
+
+It claims only the leads the data supports, by the best-model table's rule
+(``reports._best.holding``): a lead holds at a share where the two cells' rounds show it,
+or where the same side (model) leads at a neighbouring share too; elsewhere the two are
+level "within noise", and no interval is drawn through such a share.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from . import _figures
+from . import _best, _figures
 from ._cells import of_sweep, run_note
 from ._draw import (
     Chart,
@@ -35,10 +40,8 @@ from ._draw import (
 from ._models import ordered_models, sides
 
 KIND_TITLE = {"python": "Python CPU work", "native": "native CPU work (GIL released)"}
-# Speedups within this share of each other are level, not a lead: over six unchanged
-# standard runs here, processes' lead over threads on native work at 50 % ranged from
-# -9.3 % to +6.2 % (a cpu_native cell moves 13-18 % p95 between runs).
-LEVEL_WITHIN = 0.10
+# Speedups within this share of each other at every share are level, not a lead.
+LEVEL_WITHIN = _figures.LEVEL_WITHIN
 # The share axis's ticks (%): the same on every host, the points fall where they fall.
 SHARE_TICKS = (0, 20, 40, 60, 80, 100)
 
@@ -97,23 +100,35 @@ def _winners(points: pd.DataFrame) -> pd.DataFrame:
     return ranked.drop_duplicates("share_pct")
 
 
-def _winner_runs(winners: pd.DataFrame) -> str:
-    """``uvloop at 0–10 %, processes from 90 %``: consecutive shares won by one model."""
-    spans: list[tuple[str, float, float]] = []
-    for model, share in zip(winners["model"], winners["share_pct"], strict=True):
-        if spans and spans[-1][0] == model:
-            spans[-1] = (model, spans[-1][1], share)
+def _winner_runs(points: pd.DataFrame) -> str:
+    """``uvloop at 0–10 %, processes from 90 %``: consecutive shares won by one model;
+    ``asyncio and uvloop level within noise at 0–10 %`` where the best model's lead over the
+    next does not hold (the best-model table's rule: ``_best.next_best_lead``,
+    ``_best.holding``)."""
+    shares = sorted(set(points["share_pct"]))
+    at = [points[points["share_pct"] == x].sort_values("median_s", kind="stable") for x in shares]
+    holds = _best.holding([_best.next_best_lead(cells) for cells in at])
+    order = ordered_models(points)
+    spans: list[tuple[frozenset[str], str, list[int]]] = []
+    for i, cells in enumerate(at):
+        names = list(dict.fromkeys(cells["model"]))[:2]
+        key, label = frozenset(names[:1]), names[0]
+        if len(names) == 2 and not holds[i]:
+            names.sort(key=order.index)  # whichever is ahead by a hair: the same words
+            key, label = frozenset(names), f"{names[0]} and {names[1]} level within noise"
+        if spans and spans[-1][0] == key:
+            spans[-1][2].append(i)
         else:
-            spans.append((model, share, share))
-    last = float(winners["share_pct"].max())
+            spans.append((key, label, [i]))
     parts = []
-    for model, start, end in spans:
+    for _key, label, run in spans:
+        start, end = shares[run[0]], shares[run[-1]]
         if start == end:
-            parts.append(f"{model} at {share_text(start)}")
-        elif end == last and start > float(winners["share_pct"].min()):
-            parts.append(f"{model} from {share_text(start)}")
+            parts.append(f"{label} at {share_text(start)}")
+        elif run[-1] == len(shares) - 1 and run[0] > 0:
+            parts.append(f"{label} from {share_text(start)}")
         else:
-            parts.append(f"{model} at {share_text(start, '')}–{share_text(end)}")
+            parts.append(f"{label} at {share_text(start, '')}–{share_text(end)}")
     return ", ".join(parts)
 
 
@@ -127,9 +142,11 @@ def crossover_clause(points: pd.DataFrame) -> str:
 
     ``points`` are one panel's ``crossover_points`` (one cpu_kind and task count).  At each
     share the best single-process speedup (serial included: at least 1×) and the best
-    multi-process speedup are compared; a crossing between two measured shares is
-    interpolated linearly (``_figures.lead_intervals``).  Which side a model is on comes
-    from its run (``Model.process_scope``); a model whose run does not say is named.
+    multi-process speedup are compared: level within ``LEVEL_WITHIN`` at every share, else
+    each share's lead holds or is level within noise (``_verdicts``); a crossing between
+    two shares where the leads hold is interpolated linearly (``guarded_leads``).  Which
+    side a model is on comes from its run (``Model.process_scope``); a model whose run does
+    not say is named.
     """
     clause = _compare_sides(points)
     undeclared = [model for model, side in sides(points).items() if side is None]
@@ -148,10 +165,9 @@ def _compare_sides(points: pd.DataFrame) -> str:
     if single.empty:
         return "no single-process model was measured"
     tops = _tops(points)
-    differences = _differences(tops)
-    if not differences:
+    if not tops:
         return "no share has both a single-process and a multi-process cell"
-    both = [x for x, _d in differences]
+    both = [x for x, _s, _m in tops]
     low, high = both[0], both[-1]
     measured = (
         f"the one measured share ({share_text(low)})"
@@ -172,26 +188,143 @@ def _compare_sides(points: pd.DataFrame) -> str:
             f"the best single-process model keeps up with processes at {measured}, within"
             f" {LEVEL_WITHIN:.0%} ({at(high)})"
         )
-    leads = _figures.lead_intervals(differences)
-    if not leads:
-        return (
-            f"no crossing in the measured range: the best single-process model stays"
-            f" ahead at {measured} ({at(high)})"
+    verdicts = _verdicts(points)
+    level = [i for i, v in enumerate(verdicts) if v == 0]
+    if 1 not in verdicts:
+        if -1 not in verdicts:
+            return (
+                "the best single-process model and processes are level at"
+                f" {measured}, within noise ({at(high)})"
+            )
+        ahead = [i for i, v in enumerate(verdicts) if v == -1]
+        where = (
+            f"{_where(ahead, both)} and is level with processes within noise {_where(level, both)}"
+            if level
+            else f"at {measured}"
         )
+        return (
+            "no crossing in the measured range: the best single-process model stays ahead"
+            f" {where} ({at(high)})"
+        )
+    leads = guarded_leads(points)
+    also = f", and are level with it within noise {_where(level, both)}" if level else ""
     if len(leads) == 1:
-        start, end = leads[0]
-        if start <= low and end >= high:
+        (start, start_how), (_end_share, end_how) = leads[0]
+        if start_how == end_how == "edge":
             return f"processes are ahead of the best single-process model at {measured}"
-        if end >= high:
+        if end_how == "edge" and start_how == "crossing":
             below = max(x for x in both if x <= start)
             above = min(x for x in both if x >= start)
             return (
                 "on this machine, processes overtake the best single-process model from a"
                 f" CPU share of about {share_text(start)} (between the measured"
-                f" {share_text(below)} and {share_text(above)})"
+                f" {share_text(below)} and {share_text(above)}){also}"
             )
-    spans = ", ".join(f"{share_text(start, '')}–{share_text(end)}" for start, end in leads)
-    return f"processes are ahead of the best single-process model only at about {spans}"
+    spans = _join([span_text(*lead) for lead in leads])
+    return f"processes are ahead of the best single-process model {spans}{also}"
+
+
+# How an end of a lead was found: the first or last share measured ("edge"), a crossing
+# interpolated between two shares where the sides' leads hold ("crossing"), or the last
+# share where the lead holds, next to one where the sides are level ("measured").
+End = tuple[float, str]
+
+
+def _verdicts(points: pd.DataFrame) -> list[int]:
+    """Per share both sides measured (in order): 1 where the multi-process side's lead
+    holds, -1 where the single-process side's does, 0 where they are level within noise
+    (``_best.holding``).  Level shares between two leads of one side are that side's:
+    adjacent intervals merge."""
+    leads = []
+    for _x, one, many in _pairs(points):
+        if float(many["speedup"]) > float(one["speedup"]):
+            leads.append(_best.cell_lead("multi", many, one))
+        else:
+            leads.append(_best.cell_lead("single", one, many))
+    holds = _best.holding(leads)
+    verdicts = [
+        (1 if lead.leader == "multi" else -1) if held else 0
+        for lead, held in zip(leads, holds, strict=True)
+    ]
+    i = 0
+    while i < len(verdicts):
+        j = i
+        while j < len(verdicts) and verdicts[j] == 0:
+            j += 1
+        if 0 < i < j < len(verdicts) and verdicts[i - 1] == verdicts[j]:
+            verdicts[i:j] = [verdicts[j]] * (j - i)
+        i = max(j, i + 1)
+    return verdicts
+
+
+def guarded_leads(points: pd.DataFrame) -> list[tuple[End, End]]:
+    """Where the multi-process side's lead holds (``_verdicts``), as (start, end) shares
+    with how each was found (``End``).  Between a share where one side's lead holds and
+    the next, where the other's does, the crossing is interpolated linearly
+    (``_figures.lead_intervals``); next to a level share the lead starts (or ends) at the
+    share where it holds: no interval is drawn through noise."""
+    tops = _tops(points)
+    verdicts = _verdicts(points)
+    out: list[tuple[End, End]] = []
+    for i, verdict in enumerate(verdicts):
+        if verdict != 1 or (i > 0 and verdicts[i - 1] == 1):
+            continue
+        j = i
+        while j + 1 < len(verdicts) and verdicts[j + 1] == 1:
+            j += 1
+        out.append((_end(tops, verdicts, i, i - 1), _end(tops, verdicts, j, j + 1)))
+    return out
+
+
+def _end(tops: list[tuple[float, float, float]], verdicts: list[int], inside: int, out: int) -> End:
+    """One end of a lead that holds at share ``inside``, next to share ``out``."""
+    if not 0 <= out < len(verdicts):
+        return tops[inside][0], "edge"
+    if verdicts[out] == 0:
+        return tops[inside][0], "measured"
+    pair = [(tops[k][0], tops[k][2] - tops[k][1]) for k in sorted((inside, out))]
+    [(start, end)] = _figures.lead_intervals(pair)
+    return (start if out < inside else end), "crossing"
+
+
+def span_text(start: End, end: End) -> str:
+    """``up to about 5.3 %``, ``from 25 %``, ``between about 12 % and 40 %``."""
+    about = "about " if "crossing" in (start[1], end[1]) else ""
+    if start[1] == "edge":
+        return f"up to {about}{share_text(end[0])}"
+    if end[1] == "edge":
+        return f"from {about}{share_text(start[0])}"
+    if share_text(start[0]) == share_text(end[0]):
+        return f"at {about}{share_text(start[0])}"
+    return f"between {about}{share_text(start[0])} and {share_text(end[0])}"
+
+
+def _where(indices: list[int], shares: list[float]) -> str:
+    """``up to 25 %``, ``from 50 %``, ``at 0.62 %``, ``between 10 % and 25 %``: the
+    measured shares at ``indices``, a run of neighbours as one span."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    last = len(shares) - 1
+    parts = []
+    for run in runs:
+        start, end = shares[run[0]], shares[run[-1]]
+        if len(run) == 1:
+            parts.append(f"at {share_text(start)}")
+        elif run[0] == 0:
+            parts.append(f"up to {share_text(end)}")
+        elif run[-1] == last:
+            parts.append(f"from {share_text(start)}")
+        else:
+            parts.append(f"between {share_text(start)} and {share_text(end)}")
+    return _join(parts)
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _share_label(points: pd.DataFrame) -> str:
@@ -244,18 +377,16 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
                    c=[palette[m] for m in winners["model"]], edgecolors="black",
                    linewidths=0.8)  # fmt: skip
         clause = crossover_clause(sub)
-        tops = _tops(sub)
-        # A dotted line where the sides cross, unless the sentence calls them level.
-        crossings = [] if _level(tops) else _figures.lead_intervals(_differences(tops))
-        for start, _end in crossings:
-            if float(sub["share_pct"].min()) < start < float(sub["share_pct"].max()):
-                ax.axvline(start, color="#555555", linestyle=":", linewidth=1)
-                ax.annotate(f"≈ {share_text(start)}", (start, 1.0),
-                            xycoords=("data", "axes fraction"), xytext=(3, -12),
-                            textcoords="offset points", fontsize=8)  # fmt: skip
+        # A dotted line where the sides cross, as the sentence says (none where level).
+        leads = [] if _level(_tops(sub)) else guarded_leads(sub)
+        for x, how in (end for lead in leads for end in lead):
+            if how == "crossing":
+                ax.axvline(x, color="#555555", linestyle=":", linewidth=1)
+                ax.annotate(f"≈ {share_text(x)}", (x, 1.0), xycoords=("data", "axes fraction"),
+                            xytext=(3, -12), textcoords="offset points", fontsize=8)  # fmt: skip
         note = asked_note(sub)
         clauses.append(
-            f"{_panel_title(kind, tasks)}: {clause}; best model: {_winner_runs(winners)}"
+            f"{_panel_title(kind, tasks)}: {clause}; best model: {_winner_runs(sub)}"
             + (f" ({note})" if note else "")
         )
         # The axis is the share the work had: fixed ticks, whatever shares were asked for.
@@ -286,18 +417,19 @@ def chart_crossover(rows: pd.DataFrame, palette: dict[str, str], out: Path) -> C
     return Chart("crossover", "Which model as the CPU share grows", sentence, run_note(rows))
 
 
+def _pairs(points: pd.DataFrame) -> list[tuple[float, pd.Series, pd.Series]]:
+    """Per share measured by both sides, in order: (share, the best single-process cell,
+    the best multi-process cell)."""
+    best = points.sort_values("speedup", ascending=False, kind="stable")
+    single = _side(best, "single").drop_duplicates("share_pct").set_index("share_pct")
+    multi = _side(best, "multi").drop_duplicates("share_pct").set_index("share_pct")
+    both = sorted(set(single.index) & set(multi.index))
+    return [(float(x), single.loc[x], multi.loc[x]) for x in both]
+
+
 def _tops(points: pd.DataFrame) -> list[tuple[float, float, float]]:
     """Per share measured by both kinds: (share, best single-process, best multi-process)."""
-    single, multi = _side(points, "single"), _side(points, "multi")
-    top_single = single.groupby("share_pct")["speedup"].max()
-    top_multi = multi.groupby("share_pct")["speedup"].max()
-    both = sorted(set(top_single.index) & set(top_multi.index))
-    return [(float(x), float(top_single[x]), float(top_multi[x])) for x in both]
-
-
-def _differences(tops: list[tuple[float, float, float]]) -> list[tuple[float, float]]:
-    """Per share: how far the best multi-process model leads the best single-process one."""
-    return [(x, multi - single) for x, single, multi in tops]
+    return [(x, float(one["speedup"]), float(many["speedup"])) for x, one, many in _pairs(points)]
 
 
 def _level(tops: list[tuple[float, float, float]]) -> bool:

@@ -14,6 +14,8 @@ speedup or efficiency is the same number on the page and in the verdict.
 - **speedup** = serial median / median; **efficiency** = ideal / median (1.0 is the limit).
 - A cell is **unstable** when its rounds spread more than ``UNSTABLE_SPREAD`` around the
   median (IQR / median, as pyperf warns on a large standard deviation).
+- A model's **lead** over the next best **holds** where the rounds show it or a
+  neighbouring point of the sweep agrees (``leads_that_hold``), else they are level.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 # IQR / median above this marks a cell unstable.  10% is pyperf's limit for stdev / mean
 # and the check's default minimum effect: a cell whose middle half of rounds spans more
@@ -384,6 +386,76 @@ def speedup_interval(
     z = statistics.NormalDist().inv_cdf(0.5 + level / 2.0)
     half = z * math.sqrt(sum(p * p for p in parts))
     return ratio_ * math.exp(-half), ratio_ * math.exp(half), "iqr"
+
+
+# --- whether one cell's lead over another holds -------------------------------------
+
+# Medians within this share of each other are level, not a lead, where the rounds are too
+# few to judge (fewer than ``MIN_ROUNDS_FOR_SPREAD`` a cell; the regression check too lets
+# its minimum effect alone decide then, 10 % by default).  Over six unchanged standard runs
+# here, processes' lead over threads on native work at 50 % ranged from -9.3 % to +6.2 %
+# (a cpu_native cell moves 13-18 % p95 between runs).
+LEVEL_WITHIN = 0.10
+
+
+class Lead(NamedTuple):
+    """One cell ahead of another (the next best) at one point of a sweep."""
+
+    leader: str  # who is ahead: a model, or a side ("single", "multi")
+    size: float  # the slower median ÷ the faster one, minus 1
+    clear: bool  # whether the two cells' own figures show it (``lead_between``)
+
+
+def cell_stats(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A frame row's median, quartiles and rounds, as pytest-benchmark's ``stats`` says
+    them: every run saves these (the raw rounds only some), so the chart's sentence and the
+    best-model table judge a lead from the same figures."""
+
+    def number(key: str) -> float | None:
+        value = row.get(key)
+        try:
+            found = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return found if math.isfinite(found) else None
+
+    rounds = number("rounds")
+    return {
+        "median": number("median_s"),
+        "iqr": number("iqr_s"),
+        "q1": number("q1_s"),
+        "q3": number("q3_s"),
+        "rounds": None if rounds is None else int(rounds),
+    }
+
+
+def lead_between(
+    leader: str, faster: Mapping[str, Any], slower: Mapping[str, Any], *, level: float = CONFIDENCE
+) -> Lead:
+    """How far ``faster`` (pytest-benchmark ``stats``) is ahead of ``slower``, and whether
+    their own figures show it: the ``level`` confidence interval on slower median ÷ faster
+    median (``speedup_interval``, from the quartiles without raw rounds) lies above 1; with
+    too few rounds for an interval, the lead is more than ``LEVEL_WITHIN``."""
+    fast, slow = _positive(faster.get("median")), _positive(slower.get("median"))
+    size = (slow / fast - 1.0) if fast is not None and slow is not None else 0.0
+    found = speedup_interval(slower, faster, level=level)
+    return Lead(leader, size, size > LEVEL_WITHIN if found is None else found[0] > 1.0)
+
+
+def leads_that_hold(leads: Sequence[Lead]) -> list[bool]:
+    """Per point of a sweep (in order): whether its lead holds, else it is level there.
+
+    A lead holds where its cells' figures show it (``Lead.clear``), or where the same
+    leader is ahead at a neighbouring point too: one point whose cells cannot tell its
+    lead from noise is no lead, two neighbours that agree are.  One rule for the
+    crossover's sentence and the best-model table (``reports._best.holding``).
+    """
+    out = []
+    for i, lead in enumerate(leads):
+        neighbours = [leads[j] for j in (i - 1, i + 1) if 0 <= j < len(leads)]
+        agreed = any(n.size > 0 and n.leader == lead.leader for n in neighbours)
+        out.append(lead.size > 0 and (lead.clear or agreed))
+    return out
 
 
 def mixed_one_process_ideal(extra: Mapping[str, Any]) -> float | None:

@@ -16,6 +16,7 @@ import pytest
 from reports._draw import fmt_seconds, fmt_sig
 from reports.report import main
 from tests._report_fixtures import newer_cells, run_document, synthetic_run, write
+from tests.test_report_crossover import NOISE_AT_0, NOISY_LOW, noisy_sweep
 
 
 @pytest.mark.parametrize(
@@ -88,3 +89,17 @@ def test_a_cap_shared_by_kept_and_fresh_connections_is_said_once(tmp_path: Path)
     speedups = re.findall(r"(\d[\d,]*(?:\.\d+)?)×", summary)
     assert speedups
     assert all(len(s.replace(",", "").replace(".", "").lstrip("0")) <= 3 for s in speedups)
+
+
+def test_the_crossover_sentence_and_the_best_model_table_agree(tmp_path: Path) -> None:
+    # Processes a hair ahead at 0 %, inside the two cells' spread: level in both.
+    summary = _summary(tmp_path, noisy_sweep(NOISY_LOW, NOISE_AT_0))
+    sentence = next(line for line in summary.splitlines() if "CPU share grows" in line)
+    assert "level with it within noise at 0 %" in sentence
+    assert "processes and asyncio level within noise at 0 %" in sentence
+    assert "0–0.91 %" not in sentence
+    table = summary.split("### Which model is fastest")[1]
+    rows = {line.split(" | ")[1]: line for line in table.splitlines() if "python CPU" in line}
+    assert "asyncio 7.00× (within noise)" in rows["python CPU 0%"]
+    assert all("within noise" not in row for work, row in rows.items() if work != "python CPU 0%")
+    assert 'A runner-up "within noise" cannot be told from the best model here' in table
