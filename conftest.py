@@ -49,6 +49,9 @@ SETTINGS = ("start_method", "dask_scheduler")
 LOAD_AT_START = pytest.StashKey[list[float] | None]()
 OTHER_CPU_AT_START = pytest.StashKey[float | None]()
 OLD_SIGTERM = pytest.StashKey[Any]()
+# --measure: what a round records; a count run's facts (workloads.counting.facts)
+MEASURES = ("time", "instructions")
+COUNT_FACTS = pytest.StashKey[dict[str, Any]]()
 # Benchmark tests measure their whole batch in the first one; every wait inside is
 # bounded by --cell-timeout, so pytest-timeout's per-test limit only has to be generous.
 BATCH_TIMEOUT_S = 3600
@@ -112,6 +115,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seed of the random order in which interleaved rounds run (default 0); recorded",
     )
     group.addoption(
+        "--measure",
+        choices=MEASURES,
+        default="time",
+        help="time: wall time per round (default); instructions: instructions executed by"
+        " every process that does a cell's work, counted under Valgrind (a count run)",
+    )
+    group.addoption(
         "--cell-timeout",
         type=float,
         default=300.0,
@@ -152,6 +162,14 @@ def check_options(config: pytest.Config) -> None:
         hooks.slowdowns(os.environ.get(hooks.SLOWDOWN_ENV, ""))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if config.getoption("measure") == "instructions":
+        from workloads import counting
+
+        try:
+            config.stash[COUNT_FACTS] = {"kind": "instructions", **counting.facts()}
+            counting.shim()  # compiled now: a missing compiler is a usage error too
+        except counting.CountingUnavailable as exc:
+            raise pytest.UsageError(f"--measure instructions: {exc}") from None
     victim = hooks.kill_worker_model()
     if victim is not None and victim not in MODELS:
         raise pytest.UsageError(
@@ -262,7 +280,8 @@ def pytest_collection_modifyitems(
     # Last, so that only the cells that will really run (after -k, --models...) are planned.
     trials = config.stash[TRIALS]
     once = bool(getattr(config.option, "benchmark_disable", False))
-    trials.plan(items, config.stash[SESSION], once=once)
+    count = config.getoption("measure") == "instructions"
+    trials.plan(items, config.stash[SESSION], once=once, count=count)
     for item in items:
         if item.nodeid in trials.cells:
             item.add_marker(pytest.mark.timeout(BATCH_TIMEOUT_S))
@@ -271,11 +290,14 @@ def pytest_collection_modifyitems(
 
 
 @pytest.fixture(scope="session")
-def trials(pytestconfig: pytest.Config) -> Trials:
+def trials(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Trials:
     """The planned cells; their batches are measured as their first tests ask, each by
     runner processes started for it."""
     plan = pytestconfig.stash[TRIALS]
-    plan.opener = RunnerProcesses(pytestconfig.getoption("cell_timeout"))
+    count_root = None
+    if pytestconfig.getoption("measure") == "instructions":
+        count_root = str(tmp_path_factory.mktemp("counts"))
+    plan.opener = RunnerProcesses(pytestconfig.getoption("cell_timeout"), count_root)
     return plan
 
 
@@ -287,6 +309,7 @@ def pytest_benchmark_update_machine_info(
     facts["profile"] = config.getoption("profile")
     facts["libraries"] = library_versions()
     facts["models"] = report_facts()
+    facts["measure"] = config.stash.get(COUNT_FACTS, {"kind": "time"})
     facts["method"] = {
         "rounds": "interleaved",
         "trial_seed": config.getoption("trial_seed"),

@@ -21,7 +21,9 @@ from __future__ import annotations
 import inspect
 import math
 import random
+import statistics
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,11 +33,14 @@ import pytest
 from benchmarks._groups import APART, Cell, Group, Session, memory_jobs
 from benchmarks.catalogue import CATALOGUE
 from workloads.models import MODELS
-from workloads.runner import Engine, RunnerError, RunnerProcess
+from workloads.runner import COUNT_DIR_ENV, Engine, RunnerError, RunnerProcess
 from workloads.runner._hooks import KILL_ENV
 from workloads.scale import LIMIT_PREFIX
 
 GROUP_ATTR = "boundbench_group"
+# A count run's rounds: its counts repeat to ~0.05 % (three give a median), and each
+# round costs 20-100 times its wall time under Valgrind.
+COUNT_ROUNDS = 3
 
 
 def cell_test(name: str) -> Callable[..., None]:
@@ -82,6 +87,9 @@ class Outcome:
     voids: list[str] = field(default_factory=list)
     # extra_info from the cell's end (Cell.finish in the runner)
     extra: dict[str, Any] = field(default_factory=dict)
+    # a count run's: each measured round's instructions, and how many processes did them
+    instructions: list[int] = field(default_factory=list)
+    counted: list[int] = field(default_factory=list)
 
 
 class ReplayClock:
@@ -119,9 +127,12 @@ class Trials:
     # the hand-off of every round (its round trip outside the runner), seconds
     handoffs: list[float] = field(default_factory=list)
 
-    def plan(self, items: list[pytest.Item], session: Session, once: bool = False) -> None:
+    def plan(
+        self, items: list[pytest.Item], session: Session, once: bool = False, count: bool = False
+    ) -> None:
         """Build the cells of the selected, runnable items.  ``once``: one round each and
-        no warm-up (``--benchmark-disable``: every cell once, as a plain test)."""
+        no warm-up (``--benchmark-disable``: every cell once, as a plain test).  ``count``:
+        a count run, at most ``COUNT_ROUNDS`` rounds and one warm-up a cell."""
         planned = {}
         for item in items:
             group = group_of(item)
@@ -129,7 +140,12 @@ class Trials:
                 continue
             params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
             cell = group.cell(session, **params)
-            planned[item.nodeid] = replace(cell, rounds=1, warmup=0) if once else cell
+            if once:
+                cell = replace(cell, rounds=1, warmup=0)
+            elif count:
+                cell = replace(cell, rounds=min(cell.rounds, COUNT_ROUNDS),
+                               warmup=min(cell.warmup, 1))  # fmt: skip
+            planned[item.nodeid] = cell
         for nodeid, cell in zip(planned, memory_jobs(list(planned.values())), strict=True):
             self.cells[nodeid] = cell
             batch = batch_name(cell.batch, nodeid)
@@ -181,14 +197,27 @@ Opener = Callable[[str | None], Any]
 
 class RunnerProcesses:
     """Runners for a batch: a process each, started as a cell first needs one (``patch``:
-    the one its model asks for, ``Model.runner_patch``)."""
+    the one its model asks for, ``Model.runner_patch``).  In a count run (``count_root``)
+    each runs under callgrind (``workloads.counting.command``), its files in a folder of
+    its own under ``count_root``."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, count_root: str | None = None) -> None:
         self.timeout = timeout
         self.env: dict[str, str] = {}
+        self.count_root = count_root
 
     def __call__(self, patch: str | None) -> RunnerProcess:
-        runner = RunnerProcess(self.timeout, patch=patch, env=self.env)
+        if self.count_root is None:
+            runner = RunnerProcess(self.timeout, patch=patch, env=self.env)
+        else:
+            from workloads import counting
+
+            outdir = tempfile.mkdtemp(prefix="runner-", dir=self.count_root)
+            argv, env = counting.command(outdir)
+            env = {**self.env, **env, COUNT_DIR_ENV: outdir}
+            runner = RunnerProcess(
+                self.timeout, patch=patch, env=env, wrapper=argv[:-1], python=argv[-1]
+            )
         runner.start()
         return runner
 
@@ -276,6 +305,9 @@ def interleave(
         if keep and not outcome.error:
             outcome.seconds.append(reply["seconds"])
             outcome.cpu_s.append(reply["cpu_s"])
+            if "instructions" in reply:
+                outcome.instructions.append(reply["instructions"])
+                outcome.counted.append(reply["counted_processes"])
 
     try:
         for key in cells:
@@ -326,13 +358,22 @@ def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
     if not benchmark.enabled:  # --benchmark-disable: the cell ran once, nothing to save
         benchmark.pedantic(lambda: None)
         return
-    benchmark.extra_info["cpu_s"] = sum(outcome.cpu_s) / len(outcome.cpu_s)
-    benchmark.extra_info["interleaved"] = True
+    extra = benchmark.extra_info
+    extra["cpu_s"] = sum(outcome.cpu_s) / len(outcome.cpu_s)
+    extra["interleaved"] = True
     if outcome.voids:
-        benchmark.extra_info["void_rounds"] = len(outcome.voids)
-    benchmark.extra_info.update(outcome.extra)
-    trials.clocks[node.nodeid].load(outcome.seconds)
-    benchmark.pedantic(lambda: None, rounds=len(outcome.seconds), iterations=1)
+        extra["void_rounds"] = len(outcome.voids)
+    extra.update(outcome.extra)
+    replayed: list[float] = list(outcome.seconds)
+    if outcome.instructions:
+        # A count run: the saved statistics are instructions per round (the same JSON, in
+        # the unit machine_info's "measure" names); wall time under Valgrind is a fact.
+        replayed = [float(value) for value in outcome.instructions]
+        extra["wall_s_under_valgrind"] = statistics.median(outcome.seconds)
+        extra["instructions_per_task"] = statistics.median(replayed) / max(1, extra["tasks"])
+        extra["counted_processes"] = max(outcome.counted)
+    trials.clocks[node.nodeid].load(replayed)
+    benchmark.pedantic(lambda: None, rounds=len(replayed), iterations=1)
 
 
 def gevent_patched() -> list[str]:

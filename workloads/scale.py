@@ -99,7 +99,7 @@ class ScaleCell(ModelCell):
     def round(self) -> Round:
         model = self.model()
         cpu_before = model.cpu_seconds()
-        results, seconds = measured(stretched(lambda: self.run(model), self.slow))
+        results, seconds = measured(stretched(lambda: self.run(model), self.slow), model.child_pids)
         cpu = model.cpu_seconds() - cpu_before
         # Checked here and dropped: see the module docstring.
         return Round(seconds, cpu, ScaleRound(self.verdict(results), cpu))

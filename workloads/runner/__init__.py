@@ -11,6 +11,7 @@ at its end.  No pytest in here.
 from __future__ import annotations
 
 from ._bench import (
+    COUNT_DIR_ENV,
     VOID_LIMIT,
     Bench,
     Cell,
@@ -26,6 +27,7 @@ from ._protocol import PROTOCOL, RunnerError, RunnerProcess
 from .cells import ModelCell
 
 __all__ = [
+    "COUNT_DIR_ENV",
     "PROTOCOL",
     "VOID_LIMIT",
     "Bench",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import time
@@ -26,15 +27,70 @@ class CellError(RuntimeError):
 CELL_ERRORS = (ModelError, CellError, LookupError, ValueError)
 
 
-def measured(call: Callable[[], T]) -> tuple[T, float]:
+class Count:
+    """A count run's counter (``workloads.counting``): this runner runs under callgrind
+    (``COUNT_DIR_ENV`` names its output folder).  ``last`` is the previous measured
+    round's instructions per counted process."""
+
+    def __init__(self, outdir: str) -> None:
+        from .. import counting
+
+        self.counting = counting
+        self.outdir = outdir
+        self.counter = counting.Counter()
+        self.rounds = 0
+        self.last: dict[int, int] = {}
+
+    def around(self, call: Callable[[], T], workers: list[int]) -> tuple[T, float]:
+        """Zero every counted process (the workers by vgdb: they are idle between
+        rounds; this one last, by client request), the round, dump them all."""
+        self.rounds += 1
+        tag = f"round-{self.rounds}"
+        self.last = {}
+        try:
+            if workers:
+                self.counting.zero_pids(workers)
+            self.counter.zero()
+            started = time.perf_counter()
+            result = call()
+            seconds = time.perf_counter() - started
+            self.counter.dump(tag)
+            if workers:
+                self.counting.dump_pids(workers, tag)
+            self.last = self.counting.read_counts(self.outdir, tag)
+            for part in glob.glob(os.path.join(self.outdir, "callgrind.*.*")):
+                os.remove(part)  # read: a round's dumps hold every function's costs
+        except self.counting.CountingError as exc:
+            raise CellError(f"could not count the round: {exc}") from exc
+        return result, seconds
+
+
+COUNT_DIR_ENV = "BOUNDBENCH_COUNT_DIR"
+_count: list[Count] = []
+
+
+def count() -> Count | None:
+    """This runner's counter in a count run, else None."""
+    outdir = os.environ.get(COUNT_DIR_ENV)
+    if not outdir:
+        return None
+    if not _count:
+        _count.append(Count(outdir))
+    return _count[0]
+
+
+def measured(call: Callable[[], T], workers: Callable[[], list[int]] = list) -> tuple[T, float]:
     """Run ``call`` as one measured round: its result and its wall time in seconds.
 
     The boundary of every measured round of every cell is here and nowhere else: the
     two clock reads enclose ``call`` and nothing before or after it (starting models,
-    reading CPU, checking results, the pipe to the conductor).  A counter that must
-    see exactly the round (callgrind's client requests: zero, then dump) goes beside
-    these reads.
+    reading CPU, checking results, the pipe to the conductor).  In a count run the
+    counter is zeroed and dumped beside them (``Count.around``): ``workers`` are the
+    processes beside this one that do the round's work (a pool's).
     """
+    counter = count()
+    if counter is not None:
+        return counter.around(call, workers())
     started = time.perf_counter()
     result = call()
     return result, time.perf_counter() - started

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bench import CELL_ERRORS, Bench, Cell, judged_round
+from ._bench import CELL_ERRORS, Bench, Cell, count, judged_round
 from .cells import load
 
 
@@ -50,7 +50,12 @@ class Engine:
         if keep:
             self.seconds[key].append(done.seconds)
             self.results[key].append(done.result)
-        return {"seconds": done.seconds, "cpu_s": done.cpu_s, "voids": voids[before:]}
+        reply = {"seconds": done.seconds, "cpu_s": done.cpu_s, "voids": voids[before:]}
+        counter = count()
+        if counter is not None:  # a count run: the round's instructions, every process's
+            reply["instructions"] = sum(counter.last.values())
+            reply["counted_processes"] = len(counter.last)
+        return reply
 
     def finish(self, key: str) -> dict[str, Any]:
         """More ``extra_info`` from the measured rounds, or the error after them."""

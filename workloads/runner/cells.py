@@ -80,7 +80,7 @@ class ModelCell(Cell):
             return model.run(self.workload, params, self.tasks)
 
         cpu_before = model.cpu_seconds()
-        result, seconds = measured(stretched(run, self.slow))
+        result, seconds = measured(stretched(run, self.slow), model.child_pids)
         return Round(seconds, model.cpu_seconds() - cpu_before, result)
 
     def problem(self, result: Any) -> str | None:
