@@ -377,3 +377,26 @@ def read_counts(outdir: str | os.PathLike[str], tag: str) -> dict[int, int]:
     if not counts:
         raise CountingError(f"no callgrind dump tagged {tag!r} in {outdir}")
     return counts
+
+
+def take_exits(outdir: str | os.PathLike[str]) -> dict[int, int]:
+    """Instructions per pid of the processes that ended since the last call (their
+    final dumps, "Program termination"), each file removed once read.
+
+    A process that starts and ends inside a round (a start-up cell's pool, the seed's
+    pools) is counted this way.  callgrind's fork semantics: a forked child starts with
+    its parent's counts since the parent's last zero or dump, so a fork start-up counts
+    the parent's part of the round before each fork once more (fixed, deterministic)."""
+    counts: dict[int, int] = {}
+    for path in sorted(glob.glob(os.path.join(os.fspath(outdir), "callgrind.*"))):
+        if not re.search(r"callgrind\.\d+(\.\d+)?(-\d+)?$", path):
+            continue
+        fields = _header(path)
+        if fields.get("trigger") != "Program termination":
+            continue
+        events = fields.get("events", "").split()
+        if "Ir" in events and "summary" in fields:
+            pid = int(fields["pid"])
+            counts[pid] = counts.get(pid, 0) + int(fields["summary"].split()[events.index("Ir")])
+        os.remove(path)
+    return counts

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import threading
@@ -48,8 +49,11 @@ class Count:
         tag = f"round-{self.rounds}"
         self.last = {}
         try:
-            if workers:
-                self.counting.zero_pids(workers)
+            self.counting.take_exits(self.outdir)  # processes that ended before the round
+            # A forkserver's children inherit its counts: zeroed too, not counted itself.
+            server = forkserver_pid()
+            if workers or server:
+                self.counting.zero_pids([*workers, *([server] if server else [])])
             self.counter.zero()
             started = time.perf_counter()
             result = call()
@@ -58,11 +62,26 @@ class Count:
             if workers:
                 self.counting.dump_pids(workers, tag)
             self.last = self.counting.read_counts(self.outdir, tag)
+            # processes started and ended within the round (a start-up's pool)
+            for pid, instructions in self.counting.take_exits(self.outdir).items():
+                self.last[pid] = self.last.get(pid, 0) + instructions
             for part in glob.glob(os.path.join(self.outdir, "callgrind.*.*")):
                 os.remove(part)  # read: a round's dumps hold every function's costs
         except self.counting.CountingError as exc:
             raise CellError(f"could not count the round: {exc}") from exc
         return result, seconds
+
+
+def forkserver_pid() -> int | None:
+    """The pid of this process's multiprocessing forkserver, if one runs (a child whose
+    command line runs ``multiprocessing.forkserver``)."""
+    import psutil
+
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if any("multiprocessing.forkserver" in part for part in child.cmdline()):
+                return int(child.pid)
+    return None
 
 
 COUNT_DIR_ENV = "BOUNDBENCH_COUNT_DIR"
