@@ -50,14 +50,14 @@ SKIP_ARGS = (
     "workloads._convoy_server",
     "from multiprocessing.resource_tracker import *",
 )
-# Executables never run under valgrind: vgdb (the runner calls it on its workers; it
-# cannot work under valgrind) and the compiler of the shim.
-SKIP_EXES = ("*/vgdb", "*/cc", "*/gcc", "*/gcc-[0-9]*")
+# Executables never run under valgrind: vgdb (it cannot work under valgrind), valgrind
+# itself (``--version``) and the compiler of the shim, should a counted process run them.
+SKIP_EXES = ("*/vgdb", "*/valgrind", "*/cc", "*/gcc", "*/gcc-[0-9]*")
 # The argument that marks the relay of vgdb calls (always skipped, see ``_vgdb``).
 RELAY_MARK = "boundbench-vgdb-relay"
-# Environment for every counted process: no address randomisation cannot fix what a
-# hash seed changes (dict and set order of str keys), and a developer's shell must not
-# switch on what changes the instructions a round runs (an empty value is "unset").
+# Environment for every counted process (its children inherit it): one hash seed (str
+# hashes order dicts and sets; setarch -R does not fix them), one locale, and nothing a
+# developer's shell may switch on that changes what a round runs (empty means unset).
 PINNED_ENV = {
     "PYTHONHASHSEED": "0",
     "PYTHONMALLOC": "",
@@ -68,15 +68,21 @@ PINNED_ENV = {
     "PYTHONOPTIMIZE": "",
     "LC_ALL": "C.UTF-8",
 }
+# The GIL switch interval a counted runner should set (``sys.setswitchinterval``) before
+# its first round: the default 5 ms of wall time is ~30-45 times fewer instructions under
+# callgrind, so threads switch that much more often than natively and their counts move
+# with the machine's speed (4 CPU-bound threads: spread 0.04 % at 5 ms, 0.001 % at 1 s).
+SWITCH_INTERVAL_S = 1.0
 # Set by ``command()`` for the counted processes: the compiled shim, the vgdb prefix.
 SHIM_ENV = "BOUNDBENCH_COUNTING_SHIM"
 PREFIX_ENV = "BOUNDBENCH_COUNTING_VGDB_PREFIX"
 # Valgrind's default is 500: an I/O cell's one thread per task can need more.
 MAX_THREADS = 4096
-# One vgdb call (all the pids of a call run at once).  Reaching a process blocked in a
-# system call takes ~0.2 s, one that computes is reached at its next poll.
+# The bound on one zero_pids/dump_pids call (its vgdb calls run at once).  Measured: 0.25
+# to 0.45 s for 1 to 4 idle workers, ~1 s for 32, on a loaded 2-core machine.
 VGDB_TIMEOUT_S = 30.0
-# vgdb forces its way into a process blocked in a system call after this (default 100).
+# vgdb forces its way (ptrace) into a process blocked in a system call after this many
+# ms (its default, 100, only adds to every call); one that computes answers at its poll.
 VGDB_INVOKE_MS = 10
 
 SHIM_SOURCE = """\
@@ -123,19 +129,22 @@ def cpu_model() -> dict[str, str]:
     """The CPU's model name and a digest of its feature flags: valgrind reports the host's
     CPUID, and glibc picks its string and memory routines by it, so counts compare only
     between machines that agree on both."""
-    model, flags = "unknown", ""
+    model, features = "unknown", ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
         for line in info:
             key, _, value = line.partition(":")
             if key.strip() == "model name" and model == "unknown":
                 model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = value.strip()
-    return {"cpu_model": model, "cpu_flags": hashlib.sha256(flags.encode()).hexdigest()[:12]}
+            elif key.strip() == "flags" and not features:
+                features = value.strip()
+    digest = hashlib.sha256(features.encode()).hexdigest()[:12]
+    return {"cpu_model": model, "cpu_flags": digest}
 
 
-_PROBE = "import sys, platform; print(sys.executable); print(sys.version.split()[0]);" \
-    " print('-'.join(platform.libc_ver()))"  # fmt: skip
+_PROBE = (
+    "import platform, sys\n"
+    "print(sys.executable, sys.version.split()[0], '-'.join(platform.libc_ver()), sep='\\n')"
+)
 
 
 def interpreter(python: str = sys.executable) -> dict[str, str]:
@@ -221,13 +230,15 @@ def facts(
     """What a count run records beside its counts (counts compare only when these
     agree); ``CountingUnavailable`` when valgrind is missing."""
     path = valgrind()
+    setarch, *personality = _setarch()
     return {
         "tool": TOOL,
         "valgrind": valgrind_version(path),
         "valgrind_path": os.path.realpath(path),
-        "wrapper": [os.path.basename(_setarch()[0]), *_setarch()[1:]],
+        "wrapper": [os.path.basename(setarch), *personality],
         "flags": flags("<outdir>", skip_args, fair_sched),
         "env": dict(PINNED_ENV),
+        "switch_interval_s": SWITCH_INTERVAL_S,
         **cpu_model(),
         **interpreter(python),
     }
@@ -290,8 +301,8 @@ class Counter:
 
 
 def _checked(tag: str) -> str:
-    if not re.fullmatch(r"[\w.:+-]+", tag):
-        raise ValueError(f"a count tag is letters, digits and _.:+- only, not {tag!r}")
+    if not re.fullmatch(r"[\w.:+-]{1,200}", tag):
+        raise ValueError(f"a count tag is 1-200 letters, digits and _.:+- only, not {tag!r}")
     return tag
 
 
@@ -388,10 +399,18 @@ def dump_pids(
 
 # -- reading ------------------------------------------------------------------------------
 _PART = re.compile(r"callgrind\.\d+\.\d+(-\d+)?$")
+# Headers read so far, by path, with the (mtime, size) they were read at: a run reads
+# every dump's header once, not once per round (a reused pid rewrites its files).
+_HEADERS: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
 
 
 def _header(path: str) -> dict[str, str]:
     """A dump's header: ``pid``, ``trigger`` (``desc: Trigger:``), ``events``, ``summary``."""
+    stat = os.stat(path)
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    known = _HEADERS.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
     fields: dict[str, str] = {}
     with open(path, "rb") as part:
         for raw in part:
@@ -402,6 +421,7 @@ def _header(path: str) -> dict[str, str]:
                 fields[key] = value.strip()
             if key == "summary":
                 break
+    _HEADERS[path] = (stamp, fields)
     return fields
 
 
