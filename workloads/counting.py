@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import glob
 import hashlib
+import json
 import os
 import platform
 import re
@@ -40,15 +41,23 @@ from typing import Any
 TOOL = "callgrind"
 # Children run with these argv entries are not counted (nor slowed down): the echo
 # servers (``python -m workloads.net serve ...``), the load client's workers
-# (``python -m workloads.net._load_worker``) and the convoy server.  Valgrind matches a
-# pattern (``*`` and ``?`` wildcards) against each whole argv entry of an exec'd child.
-SKIP_ARGS = ("workloads.net", "workloads.net.*", "workloads._convoy_server")
-# Executables never run under valgrind: vgdb (the runner calls it on its workers; it
-# cannot work under valgrind) and the compiler of the shim.
-SKIP_EXES = ("*/vgdb", "*/cc", "*/gcc", "*/gcc-[0-9]*")
-# Environment for every counted process: no address randomisation cannot fix what a
-# hash seed changes (dict and set order of str keys), and a developer's shell must not
-# switch on what changes the instructions a round runs (an empty value is "unset").
+# (``python -m workloads.net._load_worker``), the convoy server, and multiprocessing's
+# resource tracker (no task runs there).  Valgrind matches a pattern (``*`` and ``?``
+# wildcards) against each whole argv entry of an exec'd child, never the first process.
+SKIP_ARGS = (
+    "workloads.net",
+    "workloads.net.*",
+    "workloads._convoy_server",
+    "from multiprocessing.resource_tracker import *",
+)
+# Executables never run under valgrind: vgdb (it cannot work under valgrind), valgrind
+# itself (``--version``) and the compiler of the shim, should a counted process run them.
+SKIP_EXES = ("*/vgdb", "*/valgrind", "*/cc", "*/gcc", "*/gcc-[0-9]*")
+# The argument that marks the relay of vgdb calls (always skipped, see ``_vgdb``).
+RELAY_MARK = "boundbench-vgdb-relay"
+# Environment for every counted process (its children inherit it): one hash seed (str
+# hashes order dicts and sets; setarch -R does not fix them), one locale, and nothing a
+# developer's shell may switch on that changes what a round runs (empty means unset).
 PINNED_ENV = {
     "PYTHONHASHSEED": "0",
     "PYTHONMALLOC": "",
@@ -59,15 +68,21 @@ PINNED_ENV = {
     "PYTHONOPTIMIZE": "",
     "LC_ALL": "C.UTF-8",
 }
+# The GIL switch interval a counted runner should set (``sys.setswitchinterval``) before
+# its first round: the default 5 ms of wall time is ~30-45 times fewer instructions under
+# callgrind, so threads switch that much more often than natively and their counts move
+# with the machine's speed (4 CPU-bound threads: spread 0.04 % at 5 ms, 0.001 % at 1 s).
+SWITCH_INTERVAL_S = 1.0
 # Set by ``command()`` for the counted processes: the compiled shim, the vgdb prefix.
 SHIM_ENV = "BOUNDBENCH_COUNTING_SHIM"
 PREFIX_ENV = "BOUNDBENCH_COUNTING_VGDB_PREFIX"
 # Valgrind's default is 500: an I/O cell's one thread per task can need more.
 MAX_THREADS = 4096
-# One vgdb call (all the pids of a call run at once).  Reaching a process blocked in a
-# system call takes ~0.2 s, one that computes is reached at its next poll.
+# The bound on one zero_pids/dump_pids call (its vgdb calls run at once).  Measured: 0.25
+# to 0.45 s for 1 to 4 idle workers, ~1 s for 32, on a loaded 2-core machine.
 VGDB_TIMEOUT_S = 30.0
-# vgdb forces its way into a process blocked in a system call after this (default 100).
+# vgdb forces its way (ptrace) into a process blocked in a system call after this many
+# ms (its default, 100, only adds to every call); one that computes answers at its poll.
 VGDB_INVOKE_MS = 10
 
 SHIM_SOURCE = """\
@@ -114,19 +129,22 @@ def cpu_model() -> dict[str, str]:
     """The CPU's model name and a digest of its feature flags: valgrind reports the host's
     CPUID, and glibc picks its string and memory routines by it, so counts compare only
     between machines that agree on both."""
-    model, flags = "unknown", ""
+    model, features = "unknown", ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
         for line in info:
             key, _, value = line.partition(":")
             if key.strip() == "model name" and model == "unknown":
                 model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = value.strip()
-    return {"cpu_model": model, "cpu_flags": hashlib.sha256(flags.encode()).hexdigest()[:12]}
+            elif key.strip() == "flags" and not features:
+                features = value.strip()
+    digest = hashlib.sha256(features.encode()).hexdigest()[:12]
+    return {"cpu_model": model, "cpu_flags": digest}
 
 
-_PROBE = "import sys, platform; print(sys.executable); print(sys.version.split()[0]);" \
-    " print('-'.join(platform.libc_ver()))"  # fmt: skip
+_PROBE = (
+    "import platform, sys\n"
+    "print(sys.executable, sys.version.split()[0], '-'.join(platform.libc_ver()), sep='\\n')"
+)
 
 
 def interpreter(python: str = sys.executable) -> dict[str, str]:
@@ -164,7 +182,7 @@ def flags(outdir: str, skip_args: Sequence[str] = SKIP_ARGS, fair_sched: bool = 
         # Exec'd children (spawn, forkserver, subprocesses) are counted too; forked ones
         # always are.  Servers and load clients are not (by argument), nor vgdb.
         "--trace-children=yes",
-        f"--trace-children-skip-by-arg={','.join(skip_args)}",
+        f"--trace-children-skip-by-arg={','.join([*skip_args, RELAY_MARK])}",
         f"--trace-children-skip={','.join(SKIP_EXES)}",
         "--vgdb=yes",
         f"--vgdb-prefix={outdir}/vgdb",
@@ -212,13 +230,15 @@ def facts(
     """What a count run records beside its counts (counts compare only when these
     agree); ``CountingUnavailable`` when valgrind is missing."""
     path = valgrind()
+    setarch, *personality = _setarch()
     return {
         "tool": TOOL,
         "valgrind": valgrind_version(path),
         "valgrind_path": os.path.realpath(path),
-        "wrapper": [os.path.basename(_setarch()[0]), *_setarch()[1:]],
+        "wrapper": [os.path.basename(setarch), *personality],
         "flags": flags("<outdir>", skip_args, fair_sched),
         "env": dict(PINNED_ENV),
+        "switch_interval_s": SWITCH_INTERVAL_S,
         **cpu_model(),
         **interpreter(python),
     }
@@ -281,17 +301,14 @@ class Counter:
 
 
 def _checked(tag: str) -> str:
-    if not re.fullmatch(r"[\w.:+-]+", tag):
-        raise ValueError(f"a count tag is letters, digits and _.:+- only, not {tag!r}")
+    if not re.fullmatch(r"[\w.:+-]{1,200}", tag):
+        raise ValueError(f"a count tag is 1-200 letters, digits and _.:+- only, not {tag!r}")
     return tag
 
 
 # -- other processes, through vgdb ---------------------------------------------------------
-def _vgdb(pids: Iterable[int], words: list[str], prefix: str | None, timeout: float) -> float:
-    """Send one monitor command to every pid at once; its wall time in seconds."""
-    prefix = prefix or os.environ.get(PREFIX_ENV)
-    if not prefix:
-        raise CountingError(f"no vgdb prefix given, and {PREFIX_ENV} is not set")
+def _send(pids: list[int], words: list[str], prefix: str, timeout: float) -> dict[str, str]:
+    """Run one vgdb a pid, all at once; what failed, by pid (run natively, by the relay)."""
     base = [
         _tool("vgdb", "valgrind"),
         f"--vgdb-prefix={prefix}",
@@ -299,27 +316,70 @@ def _vgdb(pids: Iterable[int], words: list[str], prefix: str | None, timeout: fl
         f"--cmd-time-out={max(1, int(timeout))}",
     ]
     started = time.monotonic()
-    pipe, null = subprocess.PIPE, subprocess.DEVNULL  # stdin: a runner's is its protocol
+    pipe, null = subprocess.PIPE, subprocess.DEVNULL
     calls = {
         pid: subprocess.Popen([*base, f"--pid={pid}", *words], stdin=null, stdout=pipe, stderr=pipe)
-        for pid in dict.fromkeys(pids)
+        for pid in pids
     }
-    failures = []
+    failures = {}
     for pid, call in calls.items():
-        remaining = max(0.0, started + timeout - time.monotonic())
         try:
-            out, err = call.communicate(timeout=remaining)
+            out, err = call.communicate(timeout=max(0.0, started + timeout - time.monotonic()))
         except subprocess.TimeoutExpired:
             call.kill()
             call.communicate()
-            failures.append(f"pid {pid}: no answer in {timeout} s")
+            failures[str(pid)] = f"no answer in {timeout} s"
             continue
         if call.returncode != 0:
             said = (err or out).decode(errors="replace").strip().splitlines()
-            failures.append(f"pid {pid}: {said[-1] if said else f'exit {call.returncode}'}")
+            failures[str(pid)] = said[-1] if said else f"vgdb exit {call.returncode}"
+    return failures
+
+
+def _relay(args: list[str]) -> None:
+    prefix, timeout, words, pids = args[0], float(args[1]), json.loads(args[2]), json.loads(args[3])
+    print(json.dumps(_send(pids, words, prefix, timeout)))
+
+
+# The relay: a native interpreter that loads this file alone (not the package) and runs
+# the vgdb calls.  Each process a counted process starts costs it ~0.1 s (fork under
+# valgrind); one relay costs that once, whatever the number of pids.
+_RELAY_BOOT = (
+    "import importlib.util as u, sys\n"
+    "spec = u.spec_from_file_location('boundbench_counting_relay', sys.argv[1])\n"
+    "module = u.module_from_spec(spec)\n"
+    "spec.loader.exec_module(module)\n"
+    "module._relay(sys.argv[3:])\n"
+)
+
+
+def _vgdb(pids: Iterable[int], words: list[str], prefix: str | None, timeout: float) -> float:
+    """Send one monitor command to every pid at once; its wall time in seconds."""
+    prefix = prefix or os.environ.get(PREFIX_ENV)
+    if not prefix:
+        raise CountingError(f"no vgdb prefix given, and {PREFIX_ENV} is not set")
+    wanted = list(dict.fromkeys(pids))
+    if not wanted:
+        return 0.0
+    started = time.monotonic()
+    relay = [sys.executable, "-c", _RELAY_BOOT, __file__, RELAY_MARK]
+    args = [prefix, repr(timeout), json.dumps(words), json.dumps(wanted)]
+    try:
+        done = subprocess.run(
+            [*relay, *args],
+            stdin=subprocess.DEVNULL,  # a runner's stdin is its protocol
+            capture_output=True,
+            text=True,
+            timeout=timeout + 30,
+            check=True,
+        )
+        failures = json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        said = getattr(exc, "stderr", None) or ""
+        raise CountingError(f"the vgdb relay failed: {exc} {said[-500:]}") from exc
     if failures:
-        raise CountingError(f"vgdb {' '.join(words)} failed (is it under valgrind?): "
-                            + "; ".join(failures))  # fmt: skip
+        said = "; ".join(f"pid {pid}: {why}" for pid, why in failures.items())
+        raise CountingError(f"vgdb {' '.join(words)} failed (is it under valgrind?): {said}")
     return time.monotonic() - started
 
 
@@ -339,10 +399,18 @@ def dump_pids(
 
 # -- reading ------------------------------------------------------------------------------
 _PART = re.compile(r"callgrind\.\d+\.\d+(-\d+)?$")
+# Headers read so far, by path, with the (mtime, size) they were read at: a run reads
+# every dump's header once, not once per round (a reused pid rewrites its files).
+_HEADERS: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
 
 
 def _header(path: str) -> dict[str, str]:
     """A dump's header: ``pid``, ``trigger`` (``desc: Trigger:``), ``events``, ``summary``."""
+    stat = os.stat(path)
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    known = _HEADERS.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
     fields: dict[str, str] = {}
     with open(path, "rb") as part:
         for raw in part:
@@ -353,6 +421,7 @@ def _header(path: str) -> dict[str, str]:
                 fields[key] = value.strip()
             if key == "summary":
                 break
+    _HEADERS[path] = (stamp, fields)
     return fields
 
 
@@ -398,5 +467,6 @@ def take_exits(outdir: str | os.PathLike[str]) -> dict[int, int]:
         if "Ir" in events and "summary" in fields:
             pid = int(fields["pid"])
             counts[pid] = counts.get(pid, 0) + int(fields["summary"].split()[events.index("Ir")])
+        _HEADERS.pop(path, None)
         os.remove(path)
     return counts
