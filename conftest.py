@@ -222,6 +222,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings={name: value for name, value in settings.items() if value is not None},
         seed_sleep=seed_sleep,
         user=user,
+        measure=config.getoption("measure"),
     )
 
 

@@ -36,6 +36,12 @@ class Session:
     user: Sequence[UserWorkload] = ()
     # figures measured once per session at planning (mixed: seconds per iteration)
     measured: dict[str, Any] = field(default_factory=dict)
+    # what a round records: "time", or "instructions" in a count run
+    measure: str = "time"
+
+    def uncounted(self, model: str) -> str | None:
+        """Why a count run leaves ``model`` out (``Model.uncountable``), else None."""
+        return MODELS[model].uncountable if self.measure == "instructions" else None
 
     def options(self, model: str) -> dict[str, Any]:
         """The session's settings ``model`` takes: the one path every option reaches
@@ -91,7 +97,7 @@ def model_rows(
     for model, tasks, workers in triples:
         if model not in session.models:
             continue
-        reason = missing.get(model)
+        reason = missing.get(model) or session.uncounted(model)
         if reason is None and workload is not None:
             reason = MODELS[model].unsupported(workload)
         rows.append(Row((*prefix, model, tasks, workers), f"{id_prefix}{model}-{tasks}-{workers}",

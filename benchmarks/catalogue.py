@@ -56,7 +56,20 @@ def fixed(rounds: Mapping[str, int], warmup: Mapping[str, int] = WARMUP) -> Any:
 
 def variants(workload: str, params: Mapping[str, dict[str, Any]], tasks: Any) -> Any:
     """One variant: ``workload`` with its parameters and task counts per profile."""
-    return lambda s: [Variant((), "", workload, params[s.profile], tasks[s.profile])]
+    return lambda s: [Variant((), "", workload, counted(s, params[s.profile]), tasks[s.profile])]
+
+
+# A count run's CPU work is smaller: Valgrind runs Python 20-100 times slower, and a
+# count per task compares across sizes.  Loops run a tenth of their iterations, hashing
+# a quarter of its rounds (the cell names stay; the parameters are in extra_info).
+COUNT_SCALE = {"n": 10, "cpu_iters": 10, "rounds": 4}
+
+
+def counted(s: Session, params: dict[str, Any]) -> dict[str, Any]:
+    if s.measure != "instructions":
+        return params
+    return {k: max(1, v // COUNT_SCALE[k]) if k in COUNT_SCALE and v else v
+            for k, v in params.items()}  # fmt: skip
 
 
 # -- CPU: cpu_loop holds the GIL, cpu_native releases it; every model -------------------
@@ -142,7 +155,9 @@ def mixed_variants(s: Session) -> list[Variant]:
     shares, per_core, _ = MIXED[s.profile]
     tasks = (per_core * cpu_count(),)
     return [
-        Variant((kind, share), f"{kind}-{share}", "mixed", mixed_params(share, kind), tasks)
+        Variant(
+            (kind, share), f"{kind}-{share}", "mixed", counted(s, mixed_params(share, kind)), tasks
+        )
         for kind in mixed.CPU_KINDS
         for share in shares.get(kind, ())
     ]
@@ -305,6 +320,7 @@ class SeedCpu(Group):
 
     def cell(self, s: Session, model: str, tasks: int, workers: int) -> Cell:
         n, _, rounds = SEED[s.profile]
+        n = counted(s, {"n": n})["n"]
         total = n * (n - 1) // 2
         return Cell(
             group="seed",
@@ -378,6 +394,14 @@ class SeedPool(Group):
 STARTUP_ROUNDS = {"quick": 5, "standard": 10, "full": 20}
 
 
+def spawn_counted(s: Session, variant: dict[str, Any]) -> str | None:
+    """A spawn start-up re-imports every worker under Valgrind (a minute or more a
+    round): counted in the full profile only."""
+    if s.measure == "instructions" and variant.get("start_method") == "spawn":
+        return None if s.profile == "full" else "spawn start-ups are counted in --profile full"
+    return None
+
+
 class Startup(Group):
     argnames = ("model", "variant")
 
@@ -386,7 +410,7 @@ class Startup(Group):
         missing = unavailable_models()
         return [
             Row((model, variant), "-".join([model, *map(str, variant.values())]),
-                missing.get(model))
+                missing.get(model) or s.uncounted(model) or spawn_counted(s, variant))
             for model, cls in MODELS.items()
             if model in s.models
             for variant in cls.startup_variants

@@ -80,6 +80,9 @@ class Model:
     # File descriptors a started model holds open (an event loop's selector and
     # self-pipe): the scale cells check the OS's limit with them before a pool exists.
     descriptors: ClassVar[int] = 0
+    # Why a count run (``--measure instructions``) leaves this model out, or None: a
+    # model whose own machinery runs by wall time (heartbeats) has no stable count.
+    uncountable: ClassVar[str | None] = None
 
     # What the reports need, saved with every run (``workloads.models.report_facts``), so
     # a plugin's model is drawn, named and tabled like a built-in one with no other edit.
