@@ -18,6 +18,7 @@ from ._ab import (
     CellVerdict,
     ShiftVerdict,
     Verdict,
+    aa_difference,
     label,
 )
 from ._compare import environment_label
@@ -232,6 +233,14 @@ def sentence(verdict: Verdict) -> str:
             parts.append(f"{word} on {_join(listed)}")
     flagged = len(verdict.regressions) + len(verdict.improvements)
     cells = f"; {_cells(flagged)} flagged on their own" if flagged else ""
+    moved = [
+        f"{s.label.split(' ', 1)[1]} is {'slower' if s.verdict == REGRESSION else 'faster'}"
+        f" than the rest of {s.label.split(' ', 1)[0].removesuffix(':*')} ({s.ratio:.2f}×)"
+        for s in verdict.shifts
+        if s.level == "model" and s.verdict in (REGRESSION, IMPROVED)
+    ]
+    if moved:
+        cells = f"; {_join(moved)}{cells}"
     if parts:
         level = [s for s in families if s.verdict not in (IMPROVED, REGRESSION)]
         others = "the other family" if len(level) == 1 else f"the other {len(level)} families"
@@ -240,9 +249,12 @@ def sentence(verdict: Verdict) -> str:
     if not families:
         return f"B ({b}) against A ({label(verdict.run, 'a')}): no family of 3 cells{cells}."
     low, high = min(s.ratio for s in families), max(s.ratio for s in families)
+    who = f"B ({b}) and A ({label(verdict.run, 'a')})"
+    if aa_difference(verdict.run) is None:
+        who = "B and A, alike (an A/A session),"
     return (
-        f"B ({b}) and A ({label(verdict.run, 'a')}) are level on every family: their"
-        f" median ratios lie within their thresholds ({low:.2f}× to {high:.2f}×){cells}."
+        f"{who} are level on every family: their median ratios lie within their"
+        f" thresholds ({low:.2f}× to {high:.2f}×){cells}."
     )
 
 

@@ -159,7 +159,8 @@ def build(runs: Sequence[Run], kind: str, margin: float, command: str) -> dict[s
         raise InputError(f"thresholds need at least 2 runs of unchanged code, got {len(runs)}")
     for run in runs:
         if run_kind(run) != kind:
-            raise InputError(f"{run.path} is a {run_kind(run)} run, not {kind}")
+            what = "an A/B session" if run_kind(run) == "ab" else f"a {run_kind(run)} run"
+            raise InputError(f"{run.path} is {what}, not {kind}")
         problem = pairing_problem(runs[0], run)
         if problem:
             raise InputError(problem)

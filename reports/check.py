@@ -275,7 +275,12 @@ def _skip_sessions(args: argparse.Namespace) -> str | None:
     others = [run for run in runs if _store.run_kind(run) != "ab"]
     if args.baseline is not None:
         named = Path(args.baseline).resolve()
-        others = [run for run in others if run.path.resolve() != named]
+        number = int(args.baseline) if args.baseline.isdigit() else None
+        others = [
+            run
+            for run in others
+            if run.path.resolve() != named and (number is None or run.number != number)
+        ]
     if not others:
         raise InputError(
             f"the latest run {runs[-1].path} is an A/B session and there is no other run"

@@ -185,6 +185,7 @@ def test_a_fifteen_percent_slowdown_of_one_echo_style_is_caught(
     code, out, _ = run_ab(capsys, write_run(storage, 1, data))
     assert code == 1, out
     assert flagged_shifts(out) == {"echo:* select"}, out
+    assert "; select is slower than the rest of echo (1.1" in out
     assert all(name.startswith("test_echo[select-") for name in flagged(out)), out
     assert "not judged (too few pairs)" in out
     assert "15 cell(s) not judged (too few pairs: at most 9" in out
