@@ -1,5 +1,6 @@
-"""``python -m reports``: saved runs -> charts, page, tables; ``check``; ``history``;
-``thresholds`` (the stored thresholds, made from runs of unchanged code)."""
+"""``python -m reports``: saved runs -> charts, page, tables; ``check``; ``ab`` (the
+verdict of an A/B session); ``history``; ``thresholds`` (the stored thresholds, made from
+runs of unchanged code)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ def main(argv: list[str] | None = None) -> int:
         from .check import main as check_main
 
         return check_main(args[1:])
+    if args and args[0] == "ab":
+        from .ab import main as ab_main
+
+        return ab_main(args[1:])
     if args and args[0] == "thresholds":
         from .thresholds import main as thresholds_main
 

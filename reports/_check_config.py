@@ -1,7 +1,11 @@
-"""The check's settings kept with the project: ``[tool.boundbench.check]`` in pyproject.toml.
+"""The check's settings a user sets on purpose: ``[tool.boundbench.check]`` in pyproject.toml.
 
-Minimum effects per group (and per profile: each profile sizes its cells and rounds
-differently, so each has its own noise), read by CI and people at a terminal alike.
+``min-effect`` (the default minimum effect; the project sets 10 %), and, for a deliberate
+override, ``min-effect-group`` / ``shift-effect-group`` tables of PATTERN = E (also per
+profile, under ``profile.NAME``), which come after ``--min-effect-group`` and before the
+stored thresholds.  Thresholds *measured* from the noise of unchanged runs are not kept
+here: they are data with their provenance, ``thresholds/time.json`` (``_store``), made by
+``python -m reports thresholds --kind time RUN ...``, never by hand.
 """
 
 from __future__ import annotations
@@ -61,10 +65,9 @@ def _config_table(path: Path) -> object:
 def read_config(
     path: Path | None, profile: str | None = None
 ) -> tuple[float | None, list[tuple[str, float]]]:
-    """The check's settings kept with the project: (min effect, [(pattern, effect)]).
+    """The check's settings set on purpose: (min effect, [(pattern, effect)]).
 
-    Thresholds calibrated on the project's own machines belong in one file that CI and
-    people at a terminal both read, not in each workflow's flags.
+    Read by CI and people at a terminal alike; the measured thresholds are the store's.
     """
     explicit = path is not None
     path = path or Path("pyproject.toml")

@@ -9,6 +9,7 @@ families and models, and the verdict with its exit code.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import _figures, _stats
@@ -118,7 +119,14 @@ def _cells(count: int) -> str:
     return f"{count} cell" if count == 1 else f"{count} cells"
 
 
-def describe(selection: Selection, comparison: Comparison, mode_note: str | None) -> list[str]:
+def describe(
+    selection: Selection,
+    comparison: Comparison,
+    mode_note: str | None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The header: the runs, the mode, the test and thresholds (``extra``: where the
+    thresholds come from, what the comparison can see), every fallback."""
     settings = comparison.settings
     rows = comparison.rows
     tested = sum(row.method == MWU for row in rows)
@@ -127,6 +135,7 @@ def describe(selection: Selection, comparison: Comparison, mode_note: str | None
         f"current:  {_run_label(selection.current)}",
         f"mode: {MODE_TITLES[settings.mode]}" + (f" ({mode_note})" if mode_note else ""),
     ]
+    lines.extend(extra)
     test = f"one-sided Mann-Whitney U, alpha {settings.alpha:g}, and {_effects(settings)}"
     if tested == len(rows):
         lines.append(f"significance: {test}")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._ab_chart import ab_table
 from ._best import best_models, interval_note, stats_by_cell
 from ._cells import (
     SPECIAL_WORKLOADS,
@@ -115,6 +116,7 @@ def write_page(
     warnings: Sequence[str] = (),
     best: pd.DataFrame | None = None,
     unstable: pd.DataFrame | None = None,
+    ab: pd.DataFrame | None = None,
 ) -> Path:
     """``index.html`` with the charts embedded, so the one file can be mailed or archived."""
     charts = list(charts)
@@ -159,6 +161,10 @@ def write_page(
             f"<p>{_e(BEST_LEAD)} {_e(interval_note(best))}</p>"
         )
         parts.append(html_table(best_table(best), palette))
+    ab_lead, paired = ab_table(pd.DataFrame() if ab is None else ab)
+    if not paired.empty:
+        parts.append(f'<h2 id="ab-table">A against B, paired</h2><p>{_e(ab_lead)}</p>')
+        parts.append(html_table(paired))
     parts.append("<h2>Machine and Python</h2>")
     parts.append(html_table(machine_table(runs, frame)))
     main = generic(latest)

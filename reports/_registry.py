@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import _charts, _charts_runs, _charts_special, _costs, _crossover, _sweeps
+from . import _ab_chart, _charts, _charts_runs, _charts_special, _costs, _crossover, _sweeps
 from ._cells import SEED_WORKLOADS, generic, latest_run, latest_sweep
 from ._draw import Chart
 
@@ -26,7 +26,8 @@ class ChartSpec:
     # From every row of the report, the rows the chart draws.
     cells: Callable[[pd.DataFrame], pd.DataFrame]
     draw: Draw
-    # the runs it draws from: timed runs, or count runs (``_store.run_kind``)
+    # the runs it draws from: timed runs, count runs ("instructions") or the latest A/B
+    # session's verdict ("ab"), as ``_store.run_kind`` tells them apart
     measure: str = "time"
 
 
@@ -85,6 +86,7 @@ CHARTS = (
     ChartSpec("seed", _seed_cells, _charts_special.chart_seed),
     ChartSpec("startup", _startup_cells, _charts_special.chart_startup),
     ChartSpec("costs", _everything, _costs.chart_costs, measure="instructions"),
+    ChartSpec("ab", _everything, _ab_chart.chart_ab, measure="ab"),
 )
 CHART_NAMES = tuple(spec.name for spec in CHARTS)
 
@@ -95,11 +97,17 @@ def draw_charts(
     out: Path,
     problems: list[str],
     counts: pd.DataFrame | None = None,
+    ab: pd.DataFrame | None = None,
 ) -> list[Chart]:
     """Every chart the data allows, in page order; one that fails is a problem line.
-    ``frame``: the timed runs' cells; ``counts``: the count runs'."""
+    ``frame``: the timed runs' cells; ``counts``: the count runs'; ``ab``: the latest A/B
+    session's verdict (``_ab_chart.session_frame``)."""
     charts = []
-    frames = {"time": frame, "instructions": counts if counts is not None else frame.iloc[0:0]}
+    frames = {
+        "time": frame,
+        "instructions": counts if counts is not None else frame.iloc[0:0],
+        "ab": ab if ab is not None else pd.DataFrame(),
+    }
     for spec in CHARTS:
         try:
             chart = spec.draw(spec.cells(frames[spec.measure]), palette, out)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._ab_chart import ab_table
 from ._best import best_models, interval_note, stats_by_cell
 from ._cells import generic, headline_cells, latest_per_workload, latest_run
 from ._draw import Chart
@@ -45,6 +46,7 @@ def write_summary(
     warnings: Sequence[str] = (),
     best: pd.DataFrame | None = None,
     unstable: pd.DataFrame | None = None,
+    ab: pd.DataFrame | None = None,
 ) -> Path:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: the findings, the unstable cells in one short
     table after them, and the headline tables."""
@@ -73,6 +75,9 @@ def write_summary(
     net = net_table(generic(latest))
     if not net.empty:
         lines += ["### Network (echo)", "", *_md_table(net), ""]
+    ab_lead, paired = ab_table(pd.DataFrame() if ab is None else ab)
+    if not paired.empty:
+        lines += ["### A against B, paired", "", ab_lead, "", *_md_table(paired), ""]
     if problems:
         lines += [f"### Inputs skipped ({len(problems)})", ""]
         lines += [f"- `{p}`" for p in problems[:50]]

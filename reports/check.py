@@ -4,9 +4,14 @@ parse_args() -> select() -> compare -> render -> main().  Exit 0: no regression;
 1: at least one regression; 2: bad input or usage (one line on stderr, never a
 traceback, never a pass on nothing).  Inputs are only read.
 
-A cell regresses when it is worse by at least the minimum effect (10% by default,
-settable per group) *and* the rounds say so: a one-sided Mann-Whitney U test at
-alpha 0.01.  With too few rounds for the test to ever reach alpha (3+3 rounds cannot
+A cell regresses when it is worse by at least the minimum effect *and* the rounds say
+so: a one-sided Mann-Whitney U test at alpha 0.01.  The minimum effects per group family
+come from ``thresholds/time.json`` (the store, ``python -m reports thresholds --kind
+time RUN ...`` from unchanged runs of the same profile; count runs: ``instructions.json``),
+after ``--min-effect-group`` and any table a user sets on purpose in
+``[tool.boundbench.check]``; else 10 %.  Cross-run wall time on a shared host sees only
+large changes: the output says so and names the A/B session (``python -m reports ab``)
+for small ones.  With too few rounds for the test to ever reach alpha (3+3 rounds cannot
 go below p = 0.05), or with summary statistics only, the threshold alone decides and
 the output says so.  See docs/ci.md.
 
@@ -19,7 +24,7 @@ explicitly), and runs of two interpreters (version, implementation, GIL state) a
 compared unless ``--any-python``.
 
 This module is the command line and the flow; the runs are chosen in ``_check_runs``,
-the settings kept with the project read in ``_check_config``, the cells compared in
+the settings a user keeps with the project read in ``_check_config``, the cells compared in
 ``_compare`` and the verdict written in ``_check_output``.
 """
 
@@ -53,7 +58,7 @@ from ._compare import (
     compare_runs,
     machine_differences,
 )
-from ._runs import DEFAULT_STORAGE, Run
+from ._runs import DEFAULT_STORAGE, Run, RunError, find_run_files, read_run
 
 PROG = "python -m reports check"
 
@@ -153,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_run_ref,
         help="instead of a check: the noise between these runs of unchanged code (2 or"
         " more; 4 or more recommended), per group family, and the minimum effects it"
-        " suggests as a [tool.boundbench.check.min-effect-group] table",
+        " suggests (the check reads stored ones: python -m reports thresholds --kind time"
+        " RUN ... writes thresholds/time.json)",
     )
     parser.add_argument(
         "--margin",
@@ -194,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help=f"TOML file with a [{CONFIG_TABLE}] table: min-effect = 0.1 and a"
-        " min-effect-group table of PATTERN = E (default: ./pyproject.toml if it has one)",
+        help=f"TOML file with a [{CONFIG_TABLE}] table of settings set on purpose:"
+        " min-effect = 0.1, and tables of PATTERN = E that come before the stored"
+        " thresholds (default: ./pyproject.toml if it has one)",
     )
     parser.add_argument(
         "--alpha",
@@ -250,8 +257,47 @@ def _mode(args: argparse.Namespace, baseline: Run, current: Run) -> tuple[str, s
     return "time", "auto: same machine and interpreter"
 
 
+def _skip_sessions(args: argparse.Namespace) -> str | None:
+    """When the check picks the current run itself and the latest is an A/B session (judged
+    by ``python -m reports ab``, never paired), it takes the latest other run: a warning."""
+    if args.current is not None:
+        return None
+    files, problems = find_run_files(args.paths)
+    try:
+        runs = [read_run(path) for path in files]
+    except RunError:
+        return None  # select() says what is unreadable
+    if problems or not runs:
+        return None
+    runs.sort(key=lambda run: (run.datetime or "", run.number or 0, str(run.path)))
+    if _store.run_kind(runs[-1]) != "ab":
+        return None
+    others = [run for run in runs if _store.run_kind(run) != "ab"]
+    if args.baseline is not None:
+        named = Path(args.baseline).resolve()
+        number = int(args.baseline) if args.baseline.isdigit() else None
+        others = [
+            run
+            for run in others
+            if run.path.resolve() != named and (number is None or run.number != number)
+        ]
+    if not others:
+        raise InputError(
+            f"the latest run {runs[-1].path} is an A/B session and there is no other run"
+            f" to check: judge it with python -m reports ab {runs[-1].path}"
+        )
+    args.current = str(others[-1].path)
+    return (
+        f"the latest run {runs[-1].path} is an A/B session, judged on its own pairs by"
+        f" python -m reports ab; checked the latest other run, {others[-1].path}"
+    )
+
+
 def run_check(args: argparse.Namespace) -> Outcome:
+    skipped = _skip_sessions(args)
     selection = select(args)
+    if skipped:
+        selection.warnings.insert(0, skipped)
     outcome = _compare_pair(args, selection)
     if selection.reference is not None:
         pinned = Selection(selection.reference, selection.current, [])
@@ -297,19 +343,56 @@ def _compare_pair(args: argparse.Namespace, selection: Selection) -> Outcome:
     mode, note = _mode(args, selection.baseline, selection.current)
     profile = run_profile(selection.current)
     config_effect, config_groups = read_config(args.config, profile)
+    store, stored = _time_store(profile)
     min_effect = args.min_effect
     if min_effect is None:
-        min_effect = DEFAULT_MIN_EFFECT if config_effect is None else config_effect
+        min_effect = config_effect
+    if min_effect is None:
+        min_effect = DEFAULT_MIN_EFFECT if store is None else store.default
     settings = Settings(
         mode=mode,
         alpha=args.alpha,
         min_effect=min_effect,
-        group_effects=(*args.min_effect_group, *config_groups),
-        shift_effects=tuple(read_shift_config(args.config, profile)),
+        group_effects=(
+            *args.min_effect_group,
+            *config_groups,
+            *(store.families.items() if store else ()),
+        ),
+        shift_effects=(
+            *read_shift_config(args.config, profile),
+            *(store.shifts.items() if store else ()),
+        ),
     )
     comparison = compare_runs(selection.baseline, selection.current, settings)
-    header = describe(selection, comparison, note)
+    header = describe(selection, comparison, note, [f"thresholds: {stored}", CROSS_RUN])
     return Outcome(selection, comparison, header, warnings_of(selection, comparison))
+
+
+CROSS_RUN = (
+    "sees: only large changes. Runs minutes or hours apart on a shared host move between"
+    " them by more than a small regression; for a small one, measure both sides in one A/B"
+    " session (pytest benchmarks/ --ab-base TREE --benchmark-autosave) and judge it with"
+    " python -m reports ab"
+)
+
+
+def _time_store(profile: str | None) -> tuple[_store.Store | None, str]:
+    """The stored time thresholds that apply to a run of ``profile``, and where the
+    check's thresholds come from, in words."""
+    make = _store.COMMAND.format(kind="time")
+    store = _store.load("time")
+    if store is None:
+        return None, (
+            "no stored time thresholds (thresholds/time.json): the minimum effects below;"
+            f" measure them from unchanged runs with {make}"
+        )
+    made = str(store.provenance.get("profile") or "")
+    if profile and made and profile not in made.split(","):
+        return None, (
+            f"{store.path.name} was measured on {made} runs and this is a {profile} run, so"
+            f" it does not apply: the minimum effects below; measure {profile} ones with {make}"
+        )
+    return store, store.describe()
 
 
 def _write(path: Path, text: str) -> str | None:
@@ -345,8 +428,13 @@ def run_calibrate(args: argparse.Namespace) -> str:
     if len(profiles) > 1:
         warnings.append(f"the runs mix profiles ({', '.join(sorted(map(str, profiles)))})")
     profile = profiles.pop() if len(profiles) == 1 else None
-    return _calibrate.render(
+    text = _calibrate.render(
         runs, noise, mode=mode, margin=margin, warnings=warnings, shifts=shifts, profile=profile
+    )
+    return text + (
+        "\n# Rather than pasting: the check reads thresholds stored as data, with their"
+        "\n# provenance, made by one command from the same runs:"
+        f"\n#   {_store.COMMAND.format(kind='time')}\n"
     )
 
 

@@ -18,7 +18,7 @@ from typing import NoReturn
 
 import pandas as pd
 
-from . import _best, _cells, _figures, _palette
+from . import _ab_chart, _best, _cells, _figures, _palette
 from ._draw import Chart
 from ._figures import UNSTABLE_SPREAD
 from ._frame import build_frame, missing_baselines
@@ -52,6 +52,9 @@ class Report:
     # the count runs' cells (``--measure instructions``): their own chart, never mixed
     # with the timed runs' figures
     counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the latest A/B session's verdict (``--ab-base``): its own chart and table, never in
+    # the timed runs' figures (its stats are side B's alone)
+    ab: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -117,10 +120,12 @@ def load(paths: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
 
 def build(runs: list[Run], problems: list[str]) -> Report:
     counted = [run for run in runs if run_kind(run) == "instructions"]
-    timed = [run for run in runs if run_kind(run) != "instructions"]
+    sessions = [run for run in runs if run_kind(run) == "ab"]
+    timed = [run for run in runs if run_kind(run) not in ("instructions", "ab")]
     frame = build_frame(timed)
     report = Report(runs=runs, frame=frame, problems=[*problems, *missing_baselines(frame)])
     report.counts = build_frame(counted)
+    report.ab = _ab_chart.session_frame(sessions, report.problems)
     for run in timed:  # a count does not move with a busy host
         busy = _figures.host_load_warning(run.machine_info)
         if busy:
@@ -132,15 +137,22 @@ def build(runs: list[Run], problems: list[str]) -> Report:
     return report
 
 
+def _palette_of(report: Report) -> dict[str, str]:
+    models = report.ab[report.ab["level"] == "cell"][["model"]] if len(report.ab) else None
+    return _palette.make_palette(pd.concat([report.frame, report.counts, models]))
+
+
 def plot(report: Report, out: Path) -> list[Chart]:
     """Write every chart the data allows; a chart that fails is a problem line, not a crash."""
-    palette = _palette.make_palette(pd.concat([report.frame, report.counts]))
-    report.charts = draw_charts(report.frame, palette, out, report.problems, report.counts)
+    palette = _palette_of(report)
+    report.charts = draw_charts(
+        report.frame, palette, out, report.problems, report.counts, report.ab
+    )
     return report.charts
 
 
 def write(report: Report, out: Path, title: str) -> list[Path]:
-    palette = _palette.make_palette(pd.concat([report.frame, report.counts]))
+    palette = _palette_of(report)
     csv = out / "results.csv"
     frame = report.frame.copy()
     frame["datetime"] = frame["datetime"].map(
@@ -158,6 +170,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         warnings=report.warnings,
         best=report.best,
         unstable=report.unstable,
+        ab=report.ab,
     )
     summary = write_summary(
         out,
@@ -169,6 +182,7 @@ def write(report: Report, out: Path, title: str) -> list[Path]:
         warnings=report.warnings,
         best=report.best,
         unstable=report.unstable,
+        ab=report.ab,
     )
     return [page, summary, csv]
 
@@ -236,12 +250,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{len(report.frame)} benchmarks"
             + (f" and {len(report.counts)} counted cells" if len(report.counts) else "")
+            + (f" and {_ab_cells(report.ab)} A/B cells" if len(report.ab) else "")
             + f" from {len(runs)} run(s) -> {args.out}/:"
             f" index.html, summary.md, results.csv, {len(report.charts)} charts"
             f" ({', '.join(c.name for c in report.charts)}) in"
             f" {time.perf_counter() - started:.1f} s"
         )
     return 0
+
+
+def _ab_cells(rows: pd.DataFrame) -> int:
+    return int((rows["level"] == "cell").sum())
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reports import _store
 from reports.__main__ import main as reports_main
 from reports.check import main
 from tests.fixtures.check.synth import (
@@ -38,9 +39,10 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 @pytest.fixture(autouse=True)
 def _away_from_the_project_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The repository's pyproject.toml widens some groups' minimum effect; these tests are
-    # about the check's own defaults, so they run where no config is found.
+    # The check's own defaults: away from the repository's pyproject.toml (its settings)
+    # and from any stored thresholds (thresholds/time.json).
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_store, "STORE_DIR", tmp_path / "thresholds")
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ def test_unchanged_runs_pass(storage: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 0, out + err
     assert "no regression: 8 cells compared" in out
     assert "significance: one-sided Mann-Whitney U, alpha 0.01" in out
-    assert "threshold" not in out
+    assert "threshold fallback" not in out
     assert err == ""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from reports import _store
 from reports.check import main as check_main
 from reports.history import main as history_main
 from tests.fixtures.check.synth import MACHINE_INFO, run_data, write_run
@@ -21,7 +22,9 @@ from tests.fixtures.check.synth import MACHINE_INFO, run_data, write_run
 
 @pytest.fixture(autouse=True)
 def _away_from_the_project_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Away from the project's config and any stored thresholds (thresholds/time.json).
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_store, "STORE_DIR", tmp_path / "thresholds")
 
 
 def interpreter(version: str, *, free: bool = False, gil: bool = True) -> dict[str, Any]:

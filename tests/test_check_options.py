@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reports import _store
 from reports._check_output import rounds_needed
 from reports.check import main
 from tests.fixtures.check.synth import CELLS, MACHINE_INFO, run_data, write_run
@@ -20,7 +21,9 @@ THREADS = CELLS[1]
 
 @pytest.fixture(autouse=True)
 def _away_from_the_project_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Away from the project's config and any stored thresholds (thresholds/time.json).
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_store, "STORE_DIR", tmp_path / "thresholds")
 
 
 @pytest.fixture

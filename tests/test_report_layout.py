@@ -32,8 +32,8 @@ SLACK_PX = 1.0
 
 def longest_runs(root: Path) -> Path:
     """Two runs of one interpreter (the trend), one of a free-threaded build (the
-    environments) and a count run (the costs), each with every kind of cell at its
-    longest."""
+    environments), a count run (the costs) and an A/B session (its chart), each with
+    every kind of cell at its longest."""
     for name, seed, python, free, when in (
         ("0001_a", 1, "3.11.7", False, "2025-04-01T00:00:00+00:00"),
         ("0002_b", 2, "3.11.7", False, "2025-04-02T00:00:00+00:00"),
@@ -56,6 +56,22 @@ def longest_runs(root: Path) -> Path:
         if isinstance(stats.get("data"), list):
             stats["data"] = [value * 1e9 for value in stats["data"]]
     write(root / "3.11.7" / "0003_c.json", counted)
+    # and an A/B session (its chart): the same cells, side A's rounds a little slower,
+    # the sides named at their longest
+    session = run_document(longest_cells(5, gil=True), node="bench-runner-a",
+                           when="2025-04-04T00:00:00+00:00", commit="a" * 40,
+                           python="3.11.7", free=False, gil=True)  # fmt: skip
+    sides = {
+        name: {"label": f"{tag} {'0123456789abcdef'[:7]} python 3.13.1 (/opt/python/3.13.1t/"
+               "bin/python3) PYTHONMALLOC=malloc", "tree": f"/work/{tag}", "env": {}}
+        for name, tag in (("a", "base"), ("b", "head"))
+    }  # fmt: skip
+    session["machine_info"]["boundbench"]["measure"] = {"kind": "ab", **sides}
+    for i, bench in enumerate(session["benchmarks"]):
+        b = bench["stats"].get("data") or [bench["stats"]["median"]] * 7
+        factor = 1.0 + 0.3 * ((i % 7) - 3) / 3  # from 0.7 to 1.3: flagged both ways
+        bench["extra_info"]["ab"] = {"a": [v * factor for v in b], "b": list(b)}
+    write(root / "3.11.7" / "0004_ab.json", session)
     return root
 
 

@@ -405,8 +405,9 @@ def test_the_whole_report_with_every_kind_of_cell(
     assert main([str(src), "--out", str(out), "-q"]) == 0
     assert capsys.readouterr().err == ""
     drawn = {path.stem for path in out.glob("*.png")}
-    # every chart of timed runs (count runs' own is tests/test_report_costs.py's)
-    assert drawn == set(_registry.CHART_NAMES) - {"trend", "environments", "costs"}
+    # every chart of timed runs (count runs' own is tests/test_report_costs.py's, A/B
+    # sessions' tests/test_ab_verdict.py's)
+    assert drawn == set(_registry.CHART_NAMES) - {"trend", "environments", "costs", "ab"}
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "Which model is fastest" in page
     assert "processes overtake the best single-process model" in page
