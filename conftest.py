@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import _ab
 from benchmarks._groups import Session
 from benchmarks._harness import RunnerProcesses, Trials, gevent_patched, parametrize
 from benchmarks.catalogue import DEFAULT_PROFILE, PROFILES
@@ -52,12 +53,27 @@ OLD_SIGTERM = pytest.StashKey[Any]()
 # --measure: what a round records; a count run's facts (workloads.counting.facts)
 MEASURES = ("time", "instructions")
 COUNT_FACTS = pytest.StashKey[dict[str, Any]]()
+# an A/B session's sides (--ab-*: benchmarks/_ab.py)
+AB = pytest.StashKey[dict[str, _ab.Side]]()
+AB_HINT = "pytest reads a TREE apart from its option as a test path, and loads its conftest.py"
 # Benchmark tests measure their whole batch in the first one; every wait inside is
 # bounded by --cell-timeout, so pytest-timeout's per-test limit only has to be generous.
 BATCH_TIMEOUT_S = 3600
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    # pytest takes a path given apart from its option for a test path before it knows the
+    # option, and loads that path's conftest.py: another checkout's, with these options.
+    config = pluginmanager.get_plugin("pytestconfig")
+    if "--ab-base" in getattr(getattr(config, "invocation_params", None), "args", ()):
+        raise pytest.UsageError(f"--ab-base: write --ab-base=TREE ({AB_HINT})")
+    try:
+        _add_options(parser)
+    except ValueError as exc:  # the other checkout's conftest.py came first
+        raise pytest.UsageError(f"{exc}: {AB_HINT}; write --ab-base=TREE") from None
+
+
+def _add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("boundbench")
     group.addoption(
         "--profile",
@@ -121,6 +137,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="time: wall time per round (default); instructions: instructions executed by"
         " every process that does a cell's work, counted under Valgrind (a count run)",
     )
+    group.addoption(
+        "--ab-base",
+        default=None,
+        metavar="TREE",
+        help="an A/B session: side A's runners come from the checkout in TREE (e.g. a git "
+        "worktree of the base commit), side B's from this one; every pass runs each cell "
+        "once on each side, back to back (docs/ab.md)",
+    )
+    for side in "ab":
+        group.addoption(
+            f"--ab-python-{side}",
+            default=None,
+            metavar="PATH",
+            help=f"an A/B session: side {side.upper()}'s interpreter (default: this one)",
+        )
+        group.addoption(
+            f"--ab-env-{side}",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"an A/B session: set this in side {side.upper()}'s runners (PYTHONPATH: "
+            "after the tree's own path); repeatable",
+        )
     group.addoption(
         "--cell-timeout",
         type=float,
@@ -232,6 +271,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("list_workloads", default=False):
+        if config.option.help or config.option.version:
+            return None
+        sides = _ab.sides(config)
+        if sides is None:
+            return None
+        why = _ab.probe(sides)
+        if why is not None:  # a base from before the runner or of another protocol
+            return _ab.fallback(config, sides, why)
+        config.stash[AB] = sides
         return None
 
     def write(line: str) -> None:
@@ -298,7 +346,9 @@ def trials(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
     count_root = None
     if pytestconfig.getoption("measure") == "instructions":
         count_root = str(tmp_path_factory.mktemp("counts"))
-    plan.opener = RunnerProcesses(pytestconfig.getoption("cell_timeout"), count_root)
+    plan.opener = RunnerProcesses(
+        pytestconfig.getoption("cell_timeout"), count_root, pytestconfig.stash.get(AB, None)
+    )
     return plan
 
 
@@ -311,6 +361,8 @@ def pytest_benchmark_update_machine_info(
     facts["libraries"] = library_versions()
     facts["models"] = report_facts()
     facts["measure"] = config.stash.get(COUNT_FACTS, {"kind": "time"})
+    if AB in config.stash:
+        facts["measure"] = _ab.facts(config.stash[AB])
     facts["method"] = {
         "rounds": "interleaved",
         "trial_seed": config.getoption("trial_seed"),
@@ -353,6 +405,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(
             f"boundbench: {len(handoffs)} rounds measured in runner processes; hand-off per "
             f"round (outside the timed region) median {median * 1e6:.0f} us, p90 {p90 * 1e6:.0f} us"
+        )
+    if AB in config.stash:
+        measure = _ab.facts(config.stash[AB])
+        terminalreporter.write_line(
+            f"boundbench: A/B session: A = {measure['a']['label']} ({measure['a']['tree']}),"
+            f" B = {measure['b']['label']} ({measure['b']['tree']}); each saved cell keeps"
+            " both sides' rounds in extra_info['ab'], its statistics are side B's"
         )
 
 

@@ -11,6 +11,9 @@ rounds, pytest-benchmark's statistics.
   phases of seconds; interleaved, a slow phase costs each of several cells one round
   and their medians stay put.  A runner measures the rounds (``workloads.runner``); this
   process only plans and records.
+- In an A/B session (``benchmarks/_ab.py``) every cell has runners on both sides, and
+  each pass runs one A round and one B round of each cell back to back, in a random
+  order within the pair.
 - Each test hands its own cell's rounds to pytest-benchmark (``measure``), which computes
   and saves the statistics as usual: its timer for the test (the documented
   ``benchmark(timer=...)`` marker) replays the measured rounds.
@@ -41,6 +44,8 @@ GROUP_ATTR = "boundbench_group"
 # A count run's rounds: its counts repeat to ~0.05 % (three give a median), and each
 # round costs 20-100 times its wall time under Valgrind.
 COUNT_ROUNDS = 3
+# An A/B session's cell that side A's runner cannot prepare: skipped, not failed.
+UNAVAILABLE = "A side: not available"
 
 
 def cell_test(name: str) -> Callable[..., None]:
@@ -90,6 +95,10 @@ class Outcome:
     # a count run's: each measured round's instructions, and how many processes did them
     instructions: list[int] = field(default_factory=list)
     counted: list[int] = field(default_factory=list)
+    # an A/B session's: side A's rounds (this outcome holds side B's), and which side
+    # ran first in each pair
+    a: Outcome | None = None
+    first: list[str] = field(default_factory=list)
 
 
 class ReplayClock:
@@ -192,21 +201,30 @@ def schedule(rounds: Mapping[str, int]) -> list[list[str]]:
     return plan
 
 
-Opener = Callable[[str | None], Any]
+# (patch, side) -> a started runner; its ``sides``: ("",), or ("a", "b") in an A/B session
+Opener = Callable[[str | None, str], Any]
 
 
 class RunnerProcesses:
     """Runners for a batch: a process each, started as a cell first needs one (``patch``:
     the one its model asks for, ``Model.runner_patch``).  In a count run (``count_root``)
     each runs under callgrind (``workloads.counting.command``), its files in a folder of
-    its own under ``count_root``."""
+    its own under ``count_root``.  In an A/B session (``ab``: ``_ab.Side`` by name) each
+    side's runners are that side's."""
 
-    def __init__(self, timeout: float, count_root: str | None = None) -> None:
+    def __init__(
+        self, timeout: float, count_root: str | None = None, ab: Mapping[str, Any] | None = None
+    ) -> None:
         self.timeout = timeout
         self.env: dict[str, str] = {}
         self.count_root = count_root
+        self.ab = dict(ab or {})
+        self.sides = tuple(self.ab) or ("",)
 
-    def __call__(self, patch: str | None) -> RunnerProcess:
+    def __call__(self, patch: str | None, side: str = "") -> RunnerProcess:
+        if side:
+            started: RunnerProcess = self.ab[side].runner(self.timeout, patch, self.env)
+            return started
         if self.count_root is None:
             runner = RunnerProcess(self.timeout, patch=patch, env=self.env)
         else:
@@ -227,9 +245,19 @@ class RunnerProcesses:
         self.env[KILL_ENV] = ""
 
 
-def in_process(timeout: float) -> Opener:
-    """Runners in this process (tests of the interleaving; never patched)."""
-    return lambda patch: Engine(timeout)
+@dataclass
+class InProcess:
+    timeout: float
+    sides: tuple[str, ...] = ("",)
+
+    def __call__(self, patch: str | None, side: str = "") -> Engine:
+        return Engine(self.timeout)
+
+
+def in_process(timeout: float, sides: tuple[str, ...] = ("",)) -> InProcess:
+    """Runners in this process (tests of the interleaving; never patched); ``sides``
+    ("a", "b"): an A/B session of two alike."""
+    return InProcess(timeout, sides)
 
 
 def interleave(
@@ -238,68 +266,87 @@ def interleave(
     """Measure a batch: prepare every cell, warm-ups in a random order, then the passes;
     the hand-off of each round (its round trip outside the runner) is returned.
 
+    In an A/B session (``opener.sides``: "a", "b") every cell is prepared on both sides,
+    warms up on both, and runs a pair of rounds each pass: one per side, back to back, in
+    a random order.  A side that fails a cell fails it; a cell side A cannot prepare is
+    ``UNAVAILABLE``, and neither side runs it.
+
     A runner that dies or falls silent fails the cell it was serving; the batch's other
     cells on it get a new runner, and those that had measured rounds on it fail too
     (their results were in it).
     """
     rng = random.Random(seed)
-    runners: dict[str | None, Any] = {}
-    prepared: dict[str, str | None] = {}
+    sides: tuple[str, ...] = getattr(opener, "sides", ("",))
+    runners: dict[tuple[str, str | None], Any] = {}
+    prepared: dict[tuple[str, str], str | None] = {}
     handoffs: list[float] = []
+
+    def of(key: str, side: str) -> Outcome:
+        """A side's rounds of a cell: side A's are kept beside the cell's own (side B's)."""
+        own = outcomes[key]
+        return own.a if side == "a" and own.a is not None else own
+
+    def failed(key: str) -> bool:
+        return any(of(key, side).error for side in sides)
 
     def patch_of(key: str) -> str | None:
         model = cells[key].model
         return MODELS[model].runner_patch if model in MODELS else None
 
-    def runner(patch: str | None) -> Any:
-        if patch not in runners:
-            runners[patch] = opener(patch)
-        return runners[patch]
+    def runner(side: str, patch: str | None) -> Any:
+        if (side, patch) not in runners:
+            runners[side, patch] = opener(patch, side)
+        return runners[side, patch]
 
-    def lost(key: str, exc: RunnerError) -> None:
+    def lost(key: str, side: str, exc: RunnerError) -> None:
         patch = patch_of(key)
-        gone = runners.pop(patch, None)
+        gone = runners.pop((side, patch), None)
         getattr(opener, "lost", lambda: None)()
         if gone is not None:
             handoffs.extend(getattr(gone, "handoffs", ()))
             gone.kill()
-        outcomes[key].error = str(exc)
-        for other in [k for k, p in prepared.items() if p == patch]:
+        of(key, side).error = str(exc)
+        for other in [unit for unit, p in prepared.items() if (unit[1], p) == (side, patch)]:
             del prepared[other]
-            kept = len(outcomes[other].seconds)
-            if kept and not outcomes[other].error:
-                outcomes[other].error = f"its runner was lost after {kept} of its rounds: {exc}"
+            outcome = of(*other)
+            if outcome.seconds and not outcome.error:
+                outcome.error = (
+                    f"its runner was lost after {len(outcome.seconds)} of its rounds: {exc}"
+                )
 
-    def prepare(key: str) -> bool:
+    def prepare(key: str, side: str) -> bool:
         """Start what the cell needs (untimed); False when it cannot run."""
         try:
-            reply = runner(patch_of(key)).prepare(key, cells[key].kind, dict(cells[key].kwargs))
+            reply = runner(side, patch_of(key)).prepare(
+                key, cells[key].kind, dict(cells[key].kwargs)
+            )
         except RunnerError as exc:
-            lost(key, exc)
+            lost(key, side, exc)
             return False
-        outcomes[key].error = reply.get("error")
-        if outcomes[key].error:
+        error = reply.get("error")
+        of(key, side).error = f"not available ({error})" if error and side == "a" else error
+        if error:
             return False
-        prepared[key] = patch_of(key)
+        prepared[key, side] = patch_of(key)
         return True
 
-    def ask(key: str, op: str, *args: Any) -> dict[str, Any] | None:
+    def ask(key: str, side: str, op: str, *args: Any) -> dict[str, Any] | None:
         """A request for ``key``'s cell to its runner (prepared anew on a new runner after
         its runner was lost); None when the runner was lost now."""
-        if key not in prepared and not prepare(key):
+        if (key, side) not in prepared and not prepare(key, side):
             return None
         try:
-            reply: dict[str, Any] = getattr(runner(prepared[key]), op)(key, *args)
+            reply: dict[str, Any] = getattr(runner(side, prepared[key, side]), op)(key, *args)
         except RunnerError as exc:
-            lost(key, exc)
+            lost(key, side, exc)
             return None
         return reply
 
-    def one_round(key: str, keep: bool) -> None:
-        outcome = outcomes[key]
-        reply = None if outcome.error else ask(key, "round", keep)
+    def one_round(key: str, side: str, keep: bool) -> None:
+        reply = None if failed(key) else ask(key, side, "round", keep)
         if reply is None:
             return
+        outcome = of(key, side)
         outcome.voids += reply.get("voids", [])
         outcome.error = reply.get("error")
         if keep and not outcome.error:
@@ -311,27 +358,38 @@ def interleave(
 
     try:
         for key in cells:
-            outcomes[key] = Outcome()
+            outcomes[key] = Outcome(a=Outcome() if "a" in sides else None)
         for key in cells:  # every cell's models and servers start before any round
-            prepare(key)
-        warmups = [key for key in cells for _ in range(cells[key].warmup)]
+            for side in sides:
+                prepare(key, side)
+        warmups = [(key, side) for key in cells for side in sides
+                   for _ in range(cells[key].warmup)]  # fmt: skip
         rng.shuffle(warmups)
-        for key in warmups:
-            one_round(key, keep=False)
+        for key, side in warmups:
+            one_round(key, side, keep=False)
         for keys in schedule({key: cell.rounds for key, cell in cells.items()}):
             rng.shuffle(keys)
             for key in keys:
-                one_round(key, keep=True)
+                pair = list(sides)
+                rng.shuffle(pair)
+                for side in pair:
+                    one_round(key, side, keep=True)
+                if len(pair) > 1 and not failed(key):
+                    outcomes[key].first.append(pair[0])
         for key in cells:
-            outcome = outcomes[key]
-            if not outcome.error and outcome.seconds:
-                reply = ask(key, "finish")
-                if reply is not None:
-                    outcome.error = reply.get("error")
-                    outcome.extra = reply.get("extra", {})
-        for patch in list(runners):  # a batch's pools and servers end before the next batch
-            handoffs.extend(getattr(runners[patch], "handoffs", ()))
-            runners.pop(patch).close()
+            for side in sides:
+                outcome = of(key, side)
+                if not failed(key) and outcome.seconds:
+                    reply = ask(key, side, "finish")
+                    if reply is not None:
+                        outcome.error = reply.get("error")
+                        outcome.extra = reply.get("extra", {})
+            side_a = outcomes[key].a
+            if side_a is not None and side_a.error and not outcomes[key].error:
+                outcomes[key].error = f"A side: {side_a.error}"
+        for unit in list(runners):  # a batch's pools and servers end before the next batch
+            handoffs.extend(getattr(runners[unit], "handoffs", ()))
+            runners.pop(unit).close()
     finally:
         for leftover in runners.values():  # interrupted (Ctrl-C, SIGTERM) or failed
             leftover.kill()
@@ -351,6 +409,8 @@ def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
     outcome = trials.outcome(node.nodeid)
     if outcome.error and LIMIT_PREFIX in outcome.error:
         pytest.skip(outcome.error[outcome.error.index(LIMIT_PREFIX) :])
+    if outcome.error and outcome.error.startswith(UNAVAILABLE):
+        pytest.skip(outcome.error)
     if outcome.error:
         pytest.fail(outcome.error, pytrace=False)
     if not outcome.seconds:
@@ -364,6 +424,8 @@ def measure(benchmark: Any, trials: Trials, node: pytest.Item) -> None:
     if outcome.voids:
         extra["void_rounds"] = len(outcome.voids)
     extra.update(outcome.extra)
+    if outcome.a is not None:  # pair i: (a[i], b[i]); the statistics are side B's
+        extra["ab"] = {"a": outcome.a.seconds, "b": outcome.seconds, "first": outcome.first}
     replayed: list[float] = list(outcome.seconds)
     if outcome.instructions:
         # A count run: the saved statistics are instructions per round (the same JSON, in

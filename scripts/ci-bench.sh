@@ -12,15 +12,20 @@
 #   BENCH_OUT        report folder (index.html, charts, ...)    (default: report)
 #   BENCH_SUMMARY    the check's verdict as Markdown            (default: summary.md)
 #   BENCH_REQUIRE_BASELINE=1   no baseline is an error (exit 2), not a notice
-#   BENCH_BASE_REF   a git commit or branch (e.g. origin/main): measure it first, in this
-#                    job, from a temporary worktree, and check this run against that one
-#                    instead of BENCH_BASELINE (saved to BENCH_BASE_STORAGE, default
-#                    bench-base).  Same machine, same hour: the host's drift between
-#                    hours (CPU families 20%, echo 30% here) stays out of the verdict.
+#   BENCH_BASE_REF   a git commit or branch (e.g. origin/main): check it out in a
+#                    temporary worktree and measure it against this checkout in one A/B
+#                    session (pytest benchmarks/ --ab-base=WORKTREE, docs/ab.md: each
+#                    cell's base and head rounds in pairs, back to back), saved to
+#                    BENCH_STORAGE/ab.json, judged by `python -m reports ab` instead of
+#                    the check against BENCH_BASELINE.  A base the session cannot run
+#                    (another runner protocol, no runner) is measured in a session of
+#                    its own first (kept in BENCH_BASE_STORAGE, default bench-base), then
+#                    this checkout, and checked as below.  Same machine, same minutes:
+#                    the host's drift (CPU families 20%, echo 30% here) stays out.
 #   PYTHON           the interpreter                            (default: python)
 #
-# Exit status: the benchmark run's if it failed, else the check's: 0 no regression,
-# 1 regression, 2 bad input (or the report could not be written).
+# Exit status: the benchmark run's if it failed, else the check's (or `reports ab`'s):
+# 0 no regression, 1 regression, 2 bad input (or the report could not be written).
 set -u
 
 profile=${BENCH_PROFILE:-quick}
@@ -47,6 +52,7 @@ absolute() {
     case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac
 }
 
+ab=""
 if [ -n "${BENCH_BASE_REF:-}" ]; then
     base_tree=$(mktemp -d "${TMPDIR:-/tmp}/bench-base.XXXXXX")
     trap 'git worktree remove --force "$base_tree/tree" 2>/dev/null; rm -rf "$base_tree"' EXIT
@@ -54,13 +60,35 @@ if [ -n "${BENCH_BASE_REF:-}" ]; then
         echo "ci-bench: BENCH_BASE_REF=$BENCH_BASE_REF is not a commit of this repository" >&2
         exit 2
     fi
-    baseline=$(absolute "${BENCH_BASE_STORAGE:-bench-base}")
-    bench "$base_tree/tree" "$baseline" "the base run ($BENCH_BASE_REF)"
+    ab=$(absolute "$storage")/ab.json
+    mkdir -p "$(dirname "$ab")"
+    rm -f "$ab" "${ab%.json}.a.json" "${ab%.json}.b.json"
+    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$python" -m pytest benchmarks/ \
+        --profile "$profile" --ab-base="$base_tree/tree" --benchmark-json="$ab" \
+        -p no:cacheprovider -q
+    status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "ci-bench: the A/B session against $BENCH_BASE_REF failed (exit $status);" \
+            "nothing to check" >&2
+        exit "$status"
+    fi
+    if [ ! -s "$ab" ]; then
+        # The base could not join the session (it said why): it ran its own session,
+        # then this checkout ran one; check the second against the first.
+        baseline=$(absolute "${BENCH_BASE_STORAGE:-bench-base}")
+        mkdir -p "$baseline"
+        mv "${ab%.json}.a.json" "$baseline/"
+        ab=""
+    fi
+else
+    bench "$PWD" "$(absolute "$storage")" "the benchmark run"
 fi
 
-bench "$PWD" "$(absolute "$storage")" "the benchmark run"
-
-if [ -e "$baseline" ] || [ "${BENCH_REQUIRE_BASELINE:-0}" = 1 ]; then
+if [ -n "$ab" ]; then
+    # Both sides' rounds of every cell, paired: the verdict is the A/B report's.
+    "$python" -m reports ab "$ab" --markdown "$summary"
+    status=$?
+elif [ -e "$baseline" ] || [ "${BENCH_REQUIRE_BASELINE:-0}" = 1 ]; then
     # The check says what is missing or broken itself (exit 2), never passes on nothing.
     "$python" -m reports check --baseline "$baseline" --current "$storage" \
         --markdown "$summary" "$@"

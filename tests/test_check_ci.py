@@ -159,21 +159,39 @@ def test_report_call_in_the_script_is_accepted() -> None:
 # -- the shell recipe, run ----------------------------------------------------------
 
 FAKE_PYTHON = """#!/bin/sh
-# Stand-in interpreter: fakes the benchmark run and the HTML report, runs the rest.
+# Stand-in interpreter: fakes the benchmark run, the A/B verdict and the HTML report, runs
+# the rest.  An A/B session (--ab-base=TREE) saves FAKE_RUN as its JSON, or, with
+# FAKE_AB=fallback, falls back as the real one does: FAKE_BASE_RUN and FAKE_RUN as
+# X.a.json and X.b.json beside the JSON X.json asked for.
 if [ "$1 $2" = "-m pytest" ]; then
     [ -n "${FAKE_PYTEST_EXIT:-}" ] && exit "$FAKE_PYTEST_EXIT"
+    base=""
     for arg in "$@"; do
         case $arg in
             --benchmark-storage=file://*) storage=${arg#--benchmark-storage=file://} ;;
+            --benchmark-json=*) json=${arg#--benchmark-json=} ;;
+            --ab-base=*) base=${arg#--ab-base=} ;;
         esac
     done
-    run=$FAKE_RUN
-    # Run elsewhere than the checkout under test: the base worktree (BENCH_BASE_REF).
-    [ "$PWD" != "$FAKE_HEAD_DIR" ] && [ -n "${FAKE_BASE_RUN:-}" ] && run=$FAKE_BASE_RUN
-    [ -n "${FAKE_LOG:-}" ] && echo "$PWD $(git rev-parse HEAD) ${PYTHONPATH%%:*}" >> "$FAKE_LOG"
+    if [ -n "$base" ]; then
+        [ -n "${FAKE_LOG:-}" ] && echo "$PWD ${PYTHONPATH%%:*} $base \
+$(git -C "$base" rev-parse HEAD) $json" >> "$FAKE_LOG"
+        if [ "${FAKE_AB:-}" = fallback ]; then
+            cp "$FAKE_BASE_RUN" "${json%.json}.a.json"
+            cp "$FAKE_RUN" "${json%.json}.b.json"
+        else
+            cp "$FAKE_RUN" "$json"
+        fi
+        exit 0
+    fi
     mkdir -p "$storage/machine"
-    cp "$run" "$storage/machine/0001_fake.json"
+    cp "$FAKE_RUN" "$storage/machine/0001_fake.json"
     exit 0
+fi
+if [ "$1 $2 $3" = "-m reports ab" ]; then
+    echo "reports ab $4 $5 $6" >> "$FAKE_LOG"
+    echo "## A/B verdict" > "$6"
+    exit "${FAKE_AB_EXIT:-0}"
 fi
 if [ "$1 $2" = "-m reports" ] && [ "$3" != check ]; then
     echo "report for $3" > "$BENCH_OUT/index.html"
@@ -276,42 +294,49 @@ def run_job(recipe: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
-def test_recipe_measures_the_base_ref_first_in_a_worktree_and_checks_against_it(
-    recipe: dict[str, str], tmp_path: Path
-) -> None:
-    """BENCH_BASE_REF: the base commit is measured in this job, from its own code."""
-    head = _git("rev-parse", "HEAD")
+def base_ref_job(recipe: dict[str, str], tmp_path: Path, **env: str) -> list[list[str]]:
+    """BENCH_BASE_REF=HEAD, the job run with a 30% slower head; what the stand-in logged."""
     base_run = tmp_path / "base-run.json"
     base_run.write_text(
         json.dumps(run_data(np.random.default_rng(1), n_rounds=20)), encoding="utf-8"
     )
     log = tmp_path / "runs.log"
-    recipe.update(
-        BENCH_BASE_REF="HEAD",
-        BENCH_BASE_STORAGE=str(tmp_path / "base"),
-        FAKE_BASE_RUN=str(base_run),
-        FAKE_LOG=str(log),
-    )
+    recipe.update(BENCH_BASE_REF="HEAD", BENCH_BASE_STORAGE=str(tmp_path / "base"),
+                  FAKE_BASE_RUN=str(base_run), FAKE_LOG=str(log), **env)  # fmt: skip
     before = _worktrees()
-    assert run_recipe(recipe, {CELLS[1].name: 1.3}) == 1
+    recipe["STATUS"] = str(run_recipe(recipe, {CELLS[1].name: 1.3}))
+    assert _worktrees() == before, "the worktree is removed"
+    return [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
+def test_recipe_measures_the_base_ref_against_this_checkout_in_one_ab_session(
+    recipe: dict[str, str], tmp_path: Path
+) -> None:
+    """BENCH_BASE_REF: one A/B session, side A's runners from a worktree of the base."""
+    session, verdict = base_ref_job(recipe, tmp_path, FAKE_AB_EXIT="1")
+    assert recipe["STATUS"] == "1", "the A/B verdict's status"
+    head_dir, head_path, base_dir, base_commit, json_path = session
+    assert (head_dir, head_path) == (str(ROOT), str(ROOT)), "one session, from this checkout"
+    assert base_dir != str(ROOT), "the base runs from a worktree of its own"
+    assert base_commit == _git("rev-parse", "HEAD")
+    assert json_path == str(Path(recipe["BENCH_STORAGE"]) / "ab.json")
+    assert verdict == ["reports", "ab", json_path, "--markdown", recipe["BENCH_SUMMARY"]]
+    assert (Path(recipe["BENCH_OUT"]) / "index.html").exists()
+    assert not (tmp_path / "base").exists(), "no base run of its own"
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
+def test_recipe_checks_against_the_base_run_when_the_session_falls_back(
+    recipe: dict[str, str], tmp_path: Path
+) -> None:
+    """A base the session cannot run (an old runner protocol): its own run, then head's."""
+    assert len(base_ref_job(recipe, tmp_path, FAKE_AB="fallback")) == 1, "one session"
+    assert recipe["STATUS"] == "1"
     summary = Path(recipe["BENCH_SUMMARY"]).read_text(encoding="utf-8")
     assert "REGRESSION" in summary
     assert CELLS[1].name in summary
-    (base_dir, base_commit, base_path), (head_dir, head_commit, head_path) = [
-        line.split() for line in log.read_text(encoding="utf-8").splitlines()
-    ]
-    assert base_dir != str(ROOT), "the base runs from a worktree of its own"
-    assert base_commit == head_commit == head
-    assert base_path == base_dir, "the base imports its own code first"
-    assert (head_dir, head_path) == (str(ROOT), str(ROOT))
-    assert list((tmp_path / "base").rglob("*.json")), "the base run is kept"
-    assert _worktrees() == before, "the worktree is removed"
-    # Unchanged: no regression.
-    shutil.rmtree(recipe["BENCH_STORAGE"])
-    shutil.rmtree(tmp_path / "base")
-    recipe["FAKE_RUN"] = str(base_run)
-    assert run_recipe(recipe) == 0
+    assert [p.name for p in (tmp_path / "base").iterdir()] == ["ab.a.json"], "base run kept"
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
@@ -343,16 +368,18 @@ def test_a_failed_base_run_ends_the_job_with_its_status(
     done = run_job(recipe)
     assert done.returncode == 3
     assert done.stderr.strip().splitlines() == [
-        "ci-bench: the base run (HEAD) failed (exit 3); nothing to check"
+        "ci-bench: the A/B session against HEAD failed (exit 3); nothing to check"
     ]
-    assert not Path(recipe["BENCH_STORAGE"]).exists(), "the head run never started"
+    assert not Path(recipe["BENCH_SUMMARY"]).exists(), "nothing was checked"
     assert _worktrees() == before
 
 
 SLOW_PYTHON = """#!/bin/sh
-# Stand-in interpreter whose benchmark run takes long: says where it runs, then waits.
+# Stand-in interpreter whose benchmark run takes long: says its base tree, then waits.
 if [ "$1 $2" = "-m pytest" ]; then
-    echo "$PWD" > "$MARK"
+    for arg in "$@"; do
+        case $arg in --ab-base=*) echo "${arg#--ab-base=}" > "$MARK" ;; esac
+    done
     sleep 60
     exit 0
 fi
@@ -383,8 +410,8 @@ def test_interrupting_the_base_run_removes_its_worktree(
     try:
         deadline = time.monotonic() + 30
         while not (mark.exists() and mark.read_text(encoding="utf-8").strip()):
-            assert time.monotonic() < deadline, "the base run never started"
-            assert job.poll() is None, "the job ended before its base run"
+            assert time.monotonic() < deadline, "the A/B session never started"
+            assert job.poll() is None, "the job ended before its A/B session"
             time.sleep(0.05)
         tree = Path(mark.read_text(encoding="utf-8").strip())
         assert tree.is_dir()
