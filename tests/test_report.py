@@ -141,6 +141,7 @@ def test_a_run_without_serial_cells_is_named_in_one_line_per_workload() -> None:
 # --- the whole report -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_writes_page_tables_and_every_chart(full_report: dict[str, object]) -> None:
     out = full_report["out"]
     assert isinstance(out, Path)
@@ -153,6 +154,7 @@ def test_report_writes_page_tables_and_every_chart(full_report: dict[str, object
     assert "chart " not in str(full_report["stderr"]), "a chart failed to draw"
 
 
+@pytest.mark.slow
 def test_one_registry_names_every_chart_and_the_page_follows_its_order(
     full_report: dict[str, object],
 ) -> None:
@@ -168,6 +170,7 @@ def test_one_registry_names_every_chart_and_the_page_follows_its_order(
     )
 
 
+@pytest.mark.slow
 def test_results_csv_is_the_tidy_frame(full_report: dict[str, object]) -> None:
     out = full_report["out"]
     assert isinstance(out, Path)
@@ -179,6 +182,7 @@ def test_results_csv_is_the_tidy_frame(full_report: dict[str, object]) -> None:
         assert column in csv.columns
 
 
+@pytest.mark.slow
 def test_page_is_self_contained_with_a_sentence_per_chart(full_report: dict[str, object]) -> None:
     out = full_report["out"]
     assert isinstance(out, Path)
@@ -195,6 +199,7 @@ def test_page_is_self_contained_with_a_sentence_per_chart(full_report: dict[str,
     assert "| model |" in summary or "| model" in summary
 
 
+@pytest.mark.slow
 def test_bad_inputs_get_one_line_each_and_the_rest_is_reported(
     full_report: dict[str, object],
 ) -> None:
@@ -212,10 +217,12 @@ def test_bad_inputs_get_one_line_each_and_the_rest_is_reported(
     assert "Traceback" not in str(full_report["stderr"])
 
 
+@pytest.mark.slow
 def test_inputs_are_never_modified(full_report: dict[str, object]) -> None:
     assert full_report["before"] == full_report["after"]
 
 
+@pytest.mark.slow
 def test_sentences_come_from_the_data(tmp_path: Path) -> None:
     """Make uvloop the slowest I/O model and the headline sentence must say so."""
     benches = synthetic_run(seed=1, net=False, extras=False)
@@ -304,6 +311,7 @@ def test_output_inside_the_inputs_is_refused(
     assert _digest(runs) == before
 
 
+@pytest.mark.slow
 def test_single_run_report_has_no_trend_and_stale_charts_are_removed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -323,6 +331,7 @@ def test_public_face() -> None:
     assert set(reports.__all__) >= {"build_frame", "load_runs", "main"}
 
 
+@pytest.mark.slow
 def test_500_benchmarks_are_reported(tmp_path: Path) -> None:
     # Correctness at scale only: the speed target (under 20 s) is measured in the notes,
     # never asserted in a test that a noisy machine would make flaky.
@@ -359,6 +368,7 @@ def test_bad_options_are_one_line_and_exit_2(
     assert err.startswith("python -m reports: error: ")
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -369,3 +379,24 @@ def test_an_unwritable_output_is_one_line_and_exit_2(
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith(f"python -m reports: {out}: cannot write the report")
     assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize("name", ["efficiency", "trend", "startup"])
+def test_a_chart_of_each_drawing_module_is_drawn_with_its_sentence(
+    frame: pd.DataFrame, tmp_path: Path, name: str
+) -> None:
+    """The quick, in-process half of the whole report (slow, above): one chart of each
+    module that draws them (``_charts``, ``_charts_runs``, ``_charts_special``), from
+    the fixture runs, as the report draws it; then the summary over it."""
+    from reports._summary import write_summary
+
+    spec = {spec.name: spec for spec in _registry.CHARTS}[name]
+    chart = spec.draw(spec.cells(frame), _palette.make_palette(frame), tmp_path)
+    assert chart is not None
+    assert chart.name == name
+    assert chart.sentence
+    assert (tmp_path / chart.png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    runs, _ = load_runs([RUNS])
+    summary = write_summary(tmp_path, title="t", runs=runs, frame=frame, charts=[chart],
+                            problems=[])  # fmt: skip
+    assert chart.sentence.split()[0] in summary.read_text(encoding="utf-8")
