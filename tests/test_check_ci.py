@@ -234,12 +234,14 @@ def test_recipe_without_baseline_passes_with_a_notice(recipe: dict[str, str]) ->
     assert (Path(recipe["BENCH_OUT"]) / "index.html").exists()
 
 
+@pytest.mark.slow
 def test_recipe_can_require_a_baseline(recipe: dict[str, str]) -> None:
     recipe["BENCH_REQUIRE_BASELINE"] = "1"
     assert run_recipe(recipe) == 2
     assert "bad input" in Path(recipe["BENCH_SUMMARY"]).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_recipe_passes_unchanged_and_fails_a_regression(recipe: dict[str, str]) -> None:
     save_baseline(recipe)
     assert run_recipe(recipe, None, "--mode", "auto") == 0
@@ -276,6 +278,7 @@ def run_job(recipe: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 def test_recipe_measures_the_base_ref_first_in_a_worktree_and_checks_against_it(
     recipe: dict[str, str], tmp_path: Path
@@ -326,6 +329,7 @@ def test_recipe_refuses_a_base_ref_that_is_no_commit(recipe: dict[str, str]) -> 
     assert _worktrees() == before
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 def test_a_failed_base_run_ends_the_job_with_its_status(
     recipe: dict[str, str], tmp_path: Path
@@ -360,6 +364,7 @@ exec "$REAL_PYTHON" "$@"
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupting_the_base_run_removes_its_worktree(
