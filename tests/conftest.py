@@ -1,5 +1,5 @@
 """What the tests share: the record of which collected tests are slow, and the runs of
-every core cell that several modules read.
+every core cell and the whole report that several modules read.
 
 Before ``-m``/``-k`` deselect anything, every collected test's module and whether it is
 marked ``slow`` are kept in the session's stash; ``tests/test_markers.py`` reads them to
@@ -10,6 +10,9 @@ its session did not collect every module) they are written to FILE as JSON.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -81,3 +84,33 @@ def quick_disabled_run(tmp_path_factory: pytest.TempPathFactory) -> DisabledRun:
     from tests._suite_runs import disabled_run
 
     return disabled_run(tmp_path_factory.mktemp("disabled"))
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def full_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """One report over every report fixture, good and bad, shared by the tests that read
+    it (tests/test_report.py's, and the browser's in tests/test_report_browser.py)."""
+    from reports.report import main
+    from tests._report_fixtures import FIXTURES
+
+    out = tmp_path_factory.mktemp("report") / "out"
+    before = digest(FIXTURES)
+    err, std = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+        code = main([str(FIXTURES / "runs"), str(FIXTURES / "bad"), "--out", str(out)])
+    return {
+        "code": code,
+        "out": out,
+        "stderr": err.getvalue(),
+        "stdout": std.getvalue(),
+        "before": before,
+        "after": digest(FIXTURES),
+    }

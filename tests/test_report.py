@@ -7,9 +7,6 @@ free-threaded interpreter, and broken files.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -23,37 +20,12 @@ from reports._frame import COLUMNS, NET_COLUMNS, build_frame, missing_baselines
 from reports._runs import load_runs
 from reports.report import main
 from tests._report_fixtures import FIXTURES, run_document, synthetic_run, write
+from tests.conftest import digest
 
 RUNS = FIXTURES / "runs"
 BAD = FIXTURES / "bad"
 GOOD_311 = sorted((RUNS / "Linux-CPython-3.11-64bit").glob("*.json"))
 PRODUCTS = ("index.html", "summary.md", "results.csv")
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-@pytest.fixture(scope="module")
-def full_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """One report over every fixture, good and bad, shared by the tests that read it."""
-    out = tmp_path_factory.mktemp("report") / "out"
-    before = _digest(FIXTURES)
-    err, std = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
-        code = main([str(RUNS), str(BAD), "--out", str(out)])
-    return {
-        "code": code,
-        "out": out,
-        "stderr": err.getvalue(),
-        "stdout": std.getvalue(),
-        "before": before,
-        "after": _digest(FIXTURES),
-    }
 
 
 # --- the frame -----------------------------------------------------------------------
@@ -302,13 +274,13 @@ def test_output_inside_the_inputs_is_refused(
 ) -> None:
     runs = tmp_path / "runs"
     shutil.copytree(RUNS, runs)
-    before = _digest(runs)
+    before = digest(runs)
     assert main([str(runs), "--out", str(runs / "report")]) == 2
     assert main([str(GOOD_311[0]), "--out", str(GOOD_311[0].parent)]) == 2
     assert main([str(runs), "--out", str(tmp_path / ".benchmarks" / "x")]) == 2
     err = capsys.readouterr().err
     assert err.count("refusing to write") == 3
-    assert _digest(runs) == before
+    assert digest(runs) == before
 
 
 @pytest.mark.slow
