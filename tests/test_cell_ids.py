@@ -68,6 +68,7 @@ def batches(rows: list[dict[str, Any]], ids: set[str]) -> set[frozenset[str]]:
     return {frozenset(members) for members in found.values()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", list(RUNS))
 def test_cells_are_as_recorded(run: str, collected: dict[str, list[dict[str, Any]]]) -> None:
     recorded, now = read(FIXTURES / f"{run}.jsonl"), collected[run]
@@ -78,3 +79,24 @@ def test_cells_are_as_recorded(run: str, collected: dict[str, list[dict[str, Any
     # Cells skipped here (a model this Python lacks, an OS limit) have no batch.
     planned = {r["id"] for r in recorded if r["batch"]} & {r["id"] for r in now if r["batch"]}
     assert batches(now, planned) == batches(recorded, planned)
+
+
+@pytest.mark.parametrize("profile", ["quick", "standard", "full"])
+def test_planned_cells_are_as_recorded(profile: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick, in-process half of the check: every recorded cell of a profile, built
+    here from its test's catalogue entry and recorded parameters (with the recorded core
+    count), plans the same group, rounds, warm-up rounds and ``extra_info``.  The node
+    ids, their order and the batches come from a real collection
+    (``test_cells_are_as_recorded``, slow)."""
+    from benchmarks._groups import Session
+    from benchmarks.catalogue import CATALOGUE
+    from tests._cell_ids import PINNED_CORES, describe_cell
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(PINNED_CORES)))
+    session = Session(profile, settings={"start_method": "forkserver"})
+    rows = [row for row in read(FIXTURES / f"{profile}.jsonl") if "cell" in row]
+    assert len(rows) > 100
+    for row in rows:
+        test = row["id"].split("::")[1].split("[")[0]
+        cell = CATALOGUE[test].cell(session, **(row["params"] or {}))
+        assert describe_cell(cell) == row["cell"], row["id"]

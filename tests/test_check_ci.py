@@ -244,6 +244,7 @@ def save_baseline(env: dict[str, str]) -> None:
     write_run(Path(env["BENCH_BASELINE"]), 1, run_data(np.random.default_rng(1), n_rounds=20))
 
 
+@pytest.mark.slow
 def test_recipe_without_baseline_passes_with_a_notice(recipe: dict[str, str]) -> None:
     assert run_recipe(recipe) == 0
     summary = Path(recipe["BENCH_SUMMARY"]).read_text(encoding="utf-8")
@@ -252,12 +253,14 @@ def test_recipe_without_baseline_passes_with_a_notice(recipe: dict[str, str]) ->
     assert (Path(recipe["BENCH_OUT"]) / "index.html").exists()
 
 
+@pytest.mark.slow
 def test_recipe_can_require_a_baseline(recipe: dict[str, str]) -> None:
     recipe["BENCH_REQUIRE_BASELINE"] = "1"
     assert run_recipe(recipe) == 2
     assert "bad input" in Path(recipe["BENCH_SUMMARY"]).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_recipe_passes_unchanged_and_fails_a_regression(recipe: dict[str, str]) -> None:
     save_baseline(recipe)
     assert run_recipe(recipe, None, "--mode", "auto") == 0
@@ -269,6 +272,7 @@ def test_recipe_passes_unchanged_and_fails_a_regression(recipe: dict[str, str]) 
     assert CELLS[1].name in summary
 
 
+@pytest.mark.slow
 def test_recipe_stops_when_the_benchmarks_fail(recipe: dict[str, str]) -> None:
     save_baseline(recipe)
     recipe["FAKE_PYTEST_EXIT"] = "3"
@@ -309,6 +313,7 @@ def base_ref_job(recipe: dict[str, str], tmp_path: Path, **env: str) -> list[lis
     return [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 def test_recipe_measures_the_base_ref_against_this_checkout_in_one_ab_session(
     recipe: dict[str, str], tmp_path: Path
@@ -326,6 +331,7 @@ def test_recipe_measures_the_base_ref_against_this_checkout_in_one_ab_session(
     assert not (tmp_path / "base").exists(), "no base run of its own"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 def test_recipe_checks_against_the_base_run_when_the_session_falls_back(
     recipe: dict[str, str], tmp_path: Path
@@ -339,6 +345,7 @@ def test_recipe_checks_against_the_base_run_when_the_session_falls_back(
     assert [p.name for p in (tmp_path / "base").iterdir()] == ["ab.a.json"], "base run kept"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 def test_recipe_refuses_a_base_ref_that_is_no_commit(recipe: dict[str, str]) -> None:
     recipe["BENCH_BASE_REF"] = "no-such-branch-" + uuid.uuid4().hex
@@ -351,6 +358,7 @@ def test_recipe_refuses_a_base_ref_that_is_no_commit(recipe: dict[str, str]) -> 
     assert _worktrees() == before
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 def test_a_failed_base_run_ends_the_job_with_its_status(
     recipe: dict[str, str], tmp_path: Path

@@ -26,8 +26,6 @@ import pytest
 
 from reports.check import main
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parents[1]
 # Fixed thresholds: the check is proven end to end, not this machine's calibration.
 FIXED = ["--config", str(ROOT / "tests" / "fixtures" / "check" / "e2e.toml")]
@@ -83,6 +81,7 @@ def rows(out: str) -> dict[str, str]:
     return {line.split()[0]: line for line in out.splitlines() if line.startswith("test_io_sleep[")}
 
 
+@pytest.mark.slow
 def test_unchanged_runs_pass_and_a_slowed_workload_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -130,3 +129,35 @@ def test_unchanged_runs_pass_and_a_slowed_workload_fails(
     assert bench_run(storage, None, "--benchmark-compare=0002", compare[1]) == 0
     assert bench_run(storage, SLOWDOWN, "--benchmark-compare=0002", compare[1]) == 1
     assert len(sorted(storage.rglob("*.json"))) == 3
+
+
+def test_the_runs_premises_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick, in-process half: what the end-to-end test relies on, read from the
+    recorded quick cells, the fixed thresholds and the test hook, without a run.  The
+    selection is exactly its three cells, each with the 5 rounds the rank test needs; the
+    fixed thresholds are 25%, above an unchanged run's +22% hiccup and below the 2x
+    slowdown the hook asks for, and only io_sleep's cells are slowed."""
+    from _pytest.mark.expression import Expression
+
+    from benchmarks._groups import Session
+    from benchmarks.catalogue import CATALOGUE
+    from reports._check_config import read_config, read_shift_config
+    from workloads.runner._hooks import SLOWDOWN_ENV, slowdown_factor
+
+    session = Session("quick")
+    selection = Expression.compile(SELECTION)
+    group = CATALOGUE["test_io_sleep"]  # the one test of BENCH_FILE
+    chosen = {}
+    for row in group.rows(session):
+        name = f"test_io_sleep[{row.id}]"
+        if selection.evaluate(lambda word, name=name: word in name):
+            cell = group.cell(session, **dict(zip(group.argnames, row.values, strict=True)))
+            chosen[name] = cell.rounds
+    assert chosen == dict.fromkeys(CELLS, 5)
+
+    config = Path(FIXED[1])
+    assert read_config(config) == (0.25, [])
+    assert read_shift_config(config) == [("*", 0.25)]
+    monkeypatch.setenv(SLOWDOWN_ENV, SLOWDOWN)
+    assert slowdown_factor("io_sleep") == 2.0
+    assert slowdown_factor("cpu_loop") == 1.0

@@ -84,6 +84,7 @@ def test_p_value_is_finite_with_ties_and_large_samples() -> None:
     assert not math.isnan(p)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("n_rounds", "sigma", "per_run_bound"),
     [(5, 0.05, 0.05), (10, 0.03, 0.01), (20, 0.05, 0.01)],
@@ -99,17 +100,20 @@ def test_false_alarm_rate_with_round_data(
     assert per_run <= per_run_bound
 
 
+@pytest.mark.slow
 def test_false_alarm_rate_threshold_fallback() -> None:
     # The quick profile's 3 rounds: the test cannot run, the 10% threshold decides.
     per_cell, _ = null_rates(3, 0.03)
     assert per_cell <= 0.01
 
 
+@pytest.mark.slow
 def test_false_alarm_rate_summary_only() -> None:
     per_cell, _ = null_rates(10, 0.03, save_data=False)
     assert per_cell <= 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("n_rounds", "sigma", "least"),
     [(10, 0.03, 0.95), (20, 0.05, 0.95)],

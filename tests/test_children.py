@@ -74,6 +74,7 @@ def test_end_asks_the_group_then_reaps_and_returns_the_exit_code(tag: str) -> No
     assert _children.end(proc) == -signal.SIGTERM, "idempotent"
 
 
+@pytest.mark.slow
 def test_a_child_that_ignores_the_request_is_killed_after_the_grace(tag: str) -> None:
     proc, _ = family(tag, "stubborn")
     started = time.monotonic()
@@ -96,6 +97,7 @@ def test_what_a_child_left_behind_goes_with_it(tag: str) -> None:
     assert not wait_gone(tag, timeout=5), describe(tagged(tag))
 
 
+@pytest.mark.slow
 def test_waits_are_bounded(tag: str) -> None:
     proc, _ = family(tag, "sleep")
     try:
@@ -152,6 +154,7 @@ def _memory_children(tag: str) -> int:
     return count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ending", ["ctrl-c", "raise"])
 def test_every_child_goes_when_its_owner_fails_or_gets_a_ctrl_c(
     tag: str, ending: str, tmp_path: Path

@@ -8,7 +8,6 @@ bounded.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import statistics
@@ -16,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +27,7 @@ import pytest
 from benchmarks.catalogue import CONVOY
 from tests._net_helpers import no_leaks
 from tests._procs import TAG_ENV, describe, is_live, wait_gone
+from tests._suite_runs import DisabledRun
 from workloads._children import child_env
 from workloads.convoy import (
     MIN_REQUESTS,
@@ -82,6 +83,7 @@ def rps(runner: Cell) -> float:
     return result.load.throughput_rps
 
 
+@pytest.mark.slow
 def test_one_cpu_thread_slows_the_server_by_far(cache: Bench) -> None:
     """A pure-Python thread beside the server: each request waits for the GIL (~one
     switch interval); alone, a request takes tens of microseconds.  Median of 3
@@ -116,6 +118,7 @@ def test_the_child_runs_at_the_cells_interval_and_restores_it() -> None:
     assert not [name for name in after["threads"] if name.startswith("convoy-cpu")]
 
 
+@pytest.mark.slow
 def test_a_refused_load_leaves_the_interval_and_the_child_as_they_were() -> None:
     with ConvoyServer() as server:
         server.load("native", 1, 0.001)
@@ -140,6 +143,7 @@ def _kill_soon(pids: list[int], delay: float) -> threading.Thread:
     return thread
 
 
+@pytest.mark.slow
 def test_a_round_that_fails_restores_the_interval(cache: Bench) -> None:
     """The load client dies in the middle of a slow round (4 CPU threads at 0.1 ms): the
     round fails, the CPU work stops, the child's interval is its default again, and the
@@ -162,6 +166,7 @@ def test_a_round_that_fails_restores_the_interval(cache: Bench) -> None:
     assert server.status()["switch_interval"] == DEFAULT
 
 
+@pytest.mark.slow
 def test_a_pool_worker_that_dies_fails_the_round_and_the_server_goes(
     cache: Bench,
 ) -> None:
@@ -202,6 +207,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("placement", PLACEMENTS)
 def test_every_placement_runs_and_stops_its_workers(cache: Bench, placement: str) -> None:
     runner = cell(cache, placement, 2, DEFAULT, 30)
@@ -213,6 +219,7 @@ def test_every_placement_runs_and_stops_its_workers(cache: Bench, placement: str
     assert not [name for name in status["threads"] if name.startswith("convoy-cpu")]
 
 
+@pytest.mark.slow
 def test_a_starved_worker_voids_the_round_and_a_missing_one_fails_it(cache: Bench) -> None:
     """A worker the GIL passed over all round (work 0) makes the round void, to be run
     again by the harness; a server that reports the wrong number of workers is wrong."""
@@ -231,6 +238,7 @@ def test_a_starved_worker_voids_the_round_and_a_missing_one_fails_it(cache: Benc
     assert "reported the work of 3" in (runner.problem(with_work([5, 16, 20])) or "")
 
 
+@pytest.mark.slow
 def test_a_dead_parent_takes_the_child_and_its_pool_along(tmp_path: Path) -> None:
     """pytest killed with SIGKILL (a CI timeout): the convoy child, the pool's workers
     and the load client's worker all go (tagged processes, wherever reparented)."""
@@ -309,6 +317,7 @@ def test_bad_parameters_are_refused_before_anything_runs(
         check_load(*args)
 
 
+@pytest.mark.slow
 def test_the_child_refuses_bad_options_in_one_line() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "workloads._convoy_server", "--cpus", "x,y"],
@@ -324,38 +333,23 @@ def test_the_child_refuses_bad_options_in_one_line() -> None:
     assert "Traceback" not in done.stderr
 
 
-def _pytest_run(*args: str, tag: str, timeout: float = 170) -> subprocess.CompletedProcess[str]:
-    env = child_env()
-    env[TAG_ENV] = tag
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks/test_convoy.py", "--profile", "quick",
-         "-q", "-p", "no:cacheprovider", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-        start_new_session=True,
-    )  # fmt: skip
+@pytest.mark.slow
+def test_quick_profile_passes_with_benchmark_disable(quick_disabled_run: DisabledRun) -> None:
+    """Read from the session's quick run of every core cell with benchmarks disabled."""
+    outcomes = quick_disabled_run.module("benchmarks/test_convoy.py")
+    assert outcomes == Counter(passed=len(CONVOY["quick"][0])), quick_disabled_run.stdout[-3000:]
+    assert quick_disabled_run.left == []
 
 
-def test_quick_profile_passes_with_benchmark_disable() -> None:
-    tag = f"convoy-disable-{os.getpid()}"
-    done = _pytest_run("--benchmark-disable", tag=tag)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"{len(CONVOY['quick'][0])} passed" in done.stdout
-    assert not wait_gone(tag)
-
-
-def test_cells_keep_the_contract_and_show_the_convoy(tmp_path: Path) -> None:
-    """Two quick cells measured by the harness: the contract's keys, the interval
+@pytest.mark.slow
+def test_cells_keep_the_contract_and_show_the_convoy(quick_run: dict[str, Any]) -> None:
+    """Two quick cells measured by the harness (read from the session's quick run of
+    every core cell, which left nothing behind): the contract's keys, the interval
     restored in every round, and the CPU thread's cell slower per request."""
-    out = tmp_path / "run.json"
-    tag = f"convoy-json-{os.getpid()}"
-    done = _pytest_run(
-        "-k", "threads-0-0.005 or threads-1-0.005", f"--benchmark-json={out}",
-        f"--benchmark-storage=file://{tmp_path}", tag=tag,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert not wait_gone(tag)
     cells: dict[int, dict[str, Any]] = {}
-    for bench in json.loads(out.read_text())["benchmarks"]:
+    for bench in quick_run["benchmarks"]:
+        if bench["name"] not in ("test_convoy[threads-0-0.005]", "test_convoy[threads-1-0.005]"):
+            continue
         info = bench["extra_info"]
         cells[info["cpu_threads"]] = bench
         assert bench["group"] == "convoy"

@@ -160,6 +160,7 @@ def test_the_model_face() -> None:
 # -- a local cluster -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_dask
 def test_a_local_cluster_matches_serial_and_listens_on_loopback_only(
     no_leftovers: None,
@@ -243,6 +244,7 @@ def test_two_models_in_one_process_do_not_slow_each_other(no_leftovers: None) ->
             assert min(times) < 0.5, (model.workers, times)
 
 
+@pytest.mark.slow
 @needs_dask
 def test_a_task_error_fails_the_cell_not_the_cluster(no_leftovers: None) -> None:
     with DaskModel(workers=1) as model:
@@ -252,6 +254,7 @@ def test_a_task_error_fails_the_cell_not_the_cluster(no_leftovers: None) -> None
         assert model.run(IO, {"k": 1, "d": 0.001}, 2) == [(0, 1), (1, 1)]
 
 
+@pytest.mark.slow
 @needs_dask
 def test_a_timeout_retires_the_cluster_and_close_is_bounded(no_leftovers: None) -> None:
     model = DaskModel(workers=1, timeout=0.3).start()
@@ -267,6 +270,7 @@ def test_a_timeout_retires_the_cluster_and_close_is_bounded(no_leftovers: None) 
         assert time.monotonic() - started < 15
 
 
+@pytest.mark.slow
 @needs_dask
 def test_a_killed_worker_fails_the_run_clearly(no_leftovers: None) -> None:
     model = DaskModel(workers=2).start()
@@ -474,6 +478,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         assert left == [], "the external cluster's processes outlived their fixture"
 
 
+@pytest.mark.slow
 @needs_dask
 def test_an_external_cluster_runs_cells_and_stays_up(cluster: Cluster) -> None:
     for _ in range(2):  # a second model on the same cluster: the first left it working
@@ -491,6 +496,7 @@ def test_an_external_cluster_runs_cells_and_stays_up(cluster: Cluster) -> None:
     assert all(proc.poll() is None for proc in cluster.procs)
 
 
+@pytest.mark.slow
 @needs_dask
 def test_the_cli_cluster_listens_on_loopback_only(cluster: Cluster) -> None:
     procs = tagged(cluster.tag)
@@ -501,6 +507,7 @@ def test_the_cli_cluster_listens_on_loopback_only(cluster: Cluster) -> None:
     assert {host for _, host, _ in sockets} == {"127.0.0.1"}, sockets
 
 
+@pytest.mark.slow
 @needs_dask
 def test_an_unreachable_scheduler_is_a_clear_error_within_10_s(no_leftovers: None) -> None:
     address = f"tcp://127.0.0.1:{_free_port()}"

@@ -142,6 +142,7 @@ def test_a_cell_that_cannot_be_prepared_fails_alone() -> None:
     assert len(outcomes["ok"].seconds) == 2
 
 
+@pytest.mark.slow
 def test_a_model_cell_that_times_out_fails_and_the_next_cell_gets_a_fresh_model() -> None:
     common = {"kind": "workloads.runner.cells:model", "group": "g", "rounds": 2, "warmup": 0,
               "info": {}}  # fmt: skip
@@ -207,6 +208,7 @@ def test_a_model_interrupted_while_starting_is_closed_at_once(
     cache.close()
 
 
+@pytest.mark.slow
 def test_a_process_pool_interrupted_while_starting_is_killed_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -240,6 +242,7 @@ def test_a_process_pool_interrupted_while_starting_is_killed_at_once(
     assert left == []
 
 
+@pytest.mark.slow
 def test_closing_a_process_pool_whose_worker_was_just_reaped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -303,3 +306,26 @@ def test_test_hooks_are_read_strictly_and_said_when_active(monkeypatch: pytest.M
     assert _hooks.active() == {_hooks.SLOWDOWN_ENV: "io_sleep=2"}
     assert _hooks.slowdown_factor("io_sleep") == 2.0
     assert _hooks.slowdown_factor("cpu_loop") == 1.0
+
+
+def test_every_catalogue_entry_is_a_benchmark_test_of_its_parameters() -> None:
+    """The benchmark modules, imported here: each test they define is a catalogue entry
+    of the same name whose parameters (besides pytest-benchmark's and the session's
+    fixtures) are its group's, and every entry has its test."""
+    import importlib
+    import inspect
+    from pathlib import Path
+
+    from benchmarks.catalogue import CATALOGUE
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    found = {}
+    for path in sorted(folder.glob("test_*.py")):
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        for name, test in vars(module).items():
+            if name.startswith("test_") and callable(test):
+                found[name] = test
+    assert set(found) == set(CATALOGUE)
+    for name, test in found.items():
+        params = tuple(inspect.signature(test).parameters)
+        assert params == ("benchmark", "trials", "request", *CATALOGUE[name].argnames), name

@@ -42,6 +42,7 @@ def test_e_divisive_finds_a_step_where_it_is() -> None:
     assert found[0].p <= 0.05
 
 
+@pytest.mark.slow
 def test_flat_noise_gives_no_step_and_no_trend() -> None:
     false_alarms = 0
     for seed in range(100):
@@ -89,6 +90,7 @@ def test_history_catches_a_4_percent_per_run_creep(
     assert "+4." in trend_line or "+3.9" in trend_line
 
 
+@pytest.mark.slow
 def test_history_of_flat_runs_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     series(tmp_path, [{} for _ in range(10)])
     code, out, _ = history(capsys, tmp_path)
@@ -97,6 +99,7 @@ def test_history_of_flat_runs_passes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "(exit 0)" in out
 
 
+@pytest.mark.slow
 def test_an_improvement_is_reported_and_passes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -106,6 +109,7 @@ def test_an_improvement_is_reported_and_passes(
     assert "better" in out
 
 
+@pytest.mark.slow
 def test_series_are_kept_per_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Every other run on a machine twice as slow: one series each, both flat.
     other = copy.deepcopy(MACHINE_INFO)
@@ -129,6 +133,7 @@ def test_series_are_kept_per_machine(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "series every machine · CPython 3.11.7: 10 runs" in out
 
 
+@pytest.mark.slow
 def test_the_window_drops_old_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     series(tmp_path, [{THREADS.name: 1.3} if n >= 4 else {} for n in range(1, 15)])
     assert history(capsys, tmp_path)[0] == 1

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import pytest
 from benchmarks.catalogue import IO_SOCKET_CELLS, SERVER_STYLE
 from tests._cells import planned, prepared
 from tests._net_helpers import connect, no_leaks, recv_exactly
-from tests._procs import TAG_ENV, wait_gone
+from tests._suite_runs import DisabledRun
 from workloads import get_workload
 from workloads import io_socket as io_socket_module
 from workloads._children import child_env
@@ -85,6 +84,7 @@ def run_flavour(flavour: str, task_id: int, kwargs: dict[str, Any]) -> Any:
 # -- the workload -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("connect", CONNECT_MODES)
 @pytest.mark.parametrize("size", [1, 8, 9, 1024, 65536])
 def test_flavours_agree_byte_for_byte(server: ServerProcess, size: int, connect: str) -> None:
@@ -169,6 +169,7 @@ def test_sync_sockets_wait_without_a_poll_and_are_bounded_by_the_kernel(
     close_idle()
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_times_a_sync_task_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -200,6 +201,7 @@ except TimeoutError as exc:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("gevent" in unavailable_models(), reason="gevent is not installed")
 def test_under_gevent_a_task_that_never_gets_an_answer_times_out() -> None:
     """gevent's sockets wait without a timer each; the task's one deadline bounds them."""
@@ -246,6 +248,7 @@ MODEL_NAMES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_model_returns_the_expected_results(server: ServerProcess, name: str) -> None:
     """The address travels with the task into other processes (pools, gevent's worker)."""
@@ -270,6 +273,7 @@ def _local_ports_to(server: ServerProcess) -> set[int]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("connect", CONNECT_MODES)
 @pytest.mark.parametrize("name", ["threads", "generator", "asyncio"])
 def test_kept_alive_connections_are_reused_across_rounds(
@@ -328,6 +332,7 @@ class _HangUpAfterOne:
         self.listener.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tcp_info", [True, False], ids=["tcp_info", "poll"])
 @pytest.mark.parametrize("flavour", ["sync", "gen", "coro"])
 def test_a_kept_connection_the_server_closed_is_replaced(
@@ -389,6 +394,7 @@ def test_a_forked_child_does_not_use_its_parents_connections(server: ServerProce
 # -- the server's --delay ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", net_main.DELAY_STYLES)
 def test_the_server_waits_its_delay_before_each_reply(style: str) -> None:
     delay = 0.05
@@ -402,6 +408,7 @@ def test_the_server_waits_its_delay_before_each_reply(style: str) -> None:
             assert delay <= took < delay + 2.0, took
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", net_main.DELAY_STYLES)
 def test_delayed_replies_overlap_across_connections(style: str) -> None:
     """One delay line for all: 20 connections' replies are not served one after another."""
@@ -429,6 +436,7 @@ def _serve(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "why"),
     [
@@ -516,6 +524,7 @@ def test_a_cell_runs_against_its_own_server_and_kills_it() -> None:
     assert not _local_ports_to(server)  # closed with the server
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["asyncio", "threads", "generator"])
 def test_a_dead_server_fails_the_round_and_the_next_gets_a_new_one(model: str) -> None:
     """Also with kept-alive connections to the dead server in the pools."""
@@ -538,19 +547,12 @@ def test_a_dead_server_fails_the_round_and_the_next_gets_a_new_one(model: str) -
 
 
 @pytest.mark.slow
-def test_the_module_runs_quick_and_leaves_nothing_behind() -> None:
-    tag = uuid.uuid4().hex
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "benchmarks/test_io_socket.py", "--profile", "quick",
-            "--benchmark-disable", "-q", "-p", "no:cacheprovider",
-        ],
-        cwd=ROOT, env={**child_env(), TAG_ENV: tag}, capture_output=True, text=True,
-        timeout=240, check=False, start_new_session=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "failed" not in done.stdout
-    assert wait_gone(tag) == [], "a server or worker outlived the session"
+def test_the_module_runs_quick_and_leaves_nothing_behind(quick_disabled_run: DisabledRun) -> None:
+    """Read from the session's quick run of every core cell with benchmarks disabled."""
+    outcomes = quick_disabled_run.module("benchmarks/test_io_socket.py")
+    assert outcomes["passed"] > 0, quick_disabled_run.stdout[-3000:]
+    assert outcomes["failed"] == 0, quick_disabled_run.stdout[-3000:]
+    assert quick_disabled_run.left == [], "a server or worker outlived the session"
 
 
 # -- plausibility ------------------------------------------------------------------------

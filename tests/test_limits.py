@@ -99,6 +99,7 @@ def run_python(code: str, **rlimits: int) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_rlimit_as_binds_root_and_is_named() -> None:
     # Root is exempt from RLIMIT_NPROC, never from RLIMIT_AS: a real limit, lowered in a
     # child only.
@@ -109,6 +110,7 @@ def test_rlimit_as_binds_root_and_is_named() -> None:
     assert run_python(code).stdout.strip() == "None"
 
 
+@pytest.mark.slow
 def test_rlimit_nofile_binds_root_and_is_named() -> None:
     code = "from workloads import limits; print(limits.descriptor_refusal(100))"
     result = run_python(code, RLIMIT_NOFILE=64)

@@ -79,6 +79,7 @@ def tag(monkeypatch: pytest.MonkeyPatch) -> Generator[str, None, None]:
     assert wait_gone(value) == [], "a memory process outlived the test"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["generator", "asyncio", "threads"])
 def test_a_known_allocation_per_task_is_seen(model: str, tag: str) -> None:
     job = memory.Job(model, HOLD_REF, (("d", 0.05),), (200,))
@@ -92,6 +93,7 @@ def test_a_known_allocation_per_task_is_seen(model: str, tag: str) -> None:
         assert row["start_kb_per_task"] > 4, "starting a thread costs its stack pages"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["asyncio", "gevent"])
 def test_memory_grows_with_tasks(model: str, tag: str) -> None:
     params = (("d", 0.01), ("k", 1))
@@ -109,6 +111,7 @@ def test_only_big_pools_run_alone() -> None:
     assert not memory.runs_alone(memory.Job("asyncio", "io_sleep", (), (100_000,)))
 
 
+@pytest.mark.slow
 def test_a_failing_job_fails_alone(tag: str) -> None:
     good = memory.Job("generator", "io_sleep", (("d", 0.01), ("k", 1)), (10,))
     bad = memory.Job("asyncio", "io_sleep", (("d", 0.0001), ("k", 1)), (10,))
@@ -118,6 +121,7 @@ def test_a_failing_job_fails_alone(tag: str) -> None:
     assert "below the 0.001 s minimum" in rows[bad][0]["skipped"]
 
 
+@pytest.mark.slow
 def test_a_job_past_its_timeout_is_killed_with_its_group(tag: str) -> None:
     job = memory.Job("asyncio", "io_sleep", (("d", 30.0), ("k", 1)), (10,))
     started = time.monotonic()
@@ -138,6 +142,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_prints_json() -> None:
     result = run_cli("--model", "generator", "--workload", "io_sleep", "--tasks", "10,100")
     assert result.returncode == 0, result.stderr
@@ -146,6 +151,7 @@ def test_cli_prints_json() -> None:
     assert [row["tasks"] for row in data["cells"]] == [10, 100]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [

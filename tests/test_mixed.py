@@ -53,6 +53,7 @@ def run_flavour(flavour: str, task_id: int, params: dict[str, Any]) -> Any:
     return asyncio.run(fn(task_id))
 
 
+@pytest.mark.slow
 @KINDS
 def test_flavours_agree(kind: str) -> None:
     params = {**SMALL, "cpu_kind": kind}
@@ -268,6 +269,7 @@ def hybrid() -> Iterator[AsyncioProcessesModel]:
         model.close()
 
 
+@pytest.mark.slow
 @KINDS
 def test_hybrid_model_matches_serial(hybrid: AsyncioProcessesModel, kind: str) -> None:
     params = {**MODEL_PARAMS, "cpu_kind": kind}
@@ -314,6 +316,7 @@ FAILING = Workload(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("workload", "params", "message"),
     [
@@ -335,6 +338,7 @@ def test_a_raising_task_fails_the_run_and_leaves_no_child(
     assert new_children(before) == []
 
 
+@pytest.mark.slow
 def test_no_child_is_left_after_close() -> None:
     before = {p.pid for p in live_children()}
     with AsyncioProcessesModel(workers=2) as model:
@@ -343,6 +347,7 @@ def test_no_child_is_left_after_close() -> None:
     assert new_children(before) == []
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_the_run_clearly() -> None:
     before = {p.pid for p in live_children()}
     model = AsyncioProcessesModel(workers=2).start()
@@ -365,6 +370,7 @@ def test_bad_options_are_refused() -> None:
         AsyncioProcessesModel(workers=0)
 
 
+@pytest.mark.slow
 def test_a_hung_run_times_out_and_retires_the_model() -> None:
     slow = {**MODEL_PARAMS, "cpu_share": 0.1, "task_s": 3.0, "cpu_iters": 10}
     model = AsyncioProcessesModel(workers=1, timeout=0.3).start()

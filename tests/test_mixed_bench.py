@@ -17,6 +17,7 @@ import pytest
 from benchmarks import catalogue as bench
 from benchmarks._groups import Session, every_model
 from tests._procs import TAG_ENV, wait_gone
+from tests._suite_runs import DisabledRun
 from workloads import mixed
 from workloads.models import cpu_count, unavailable_models
 
@@ -177,10 +178,10 @@ def run_pytest(*args: str, tag: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_every_quick_cell_runs_once_and_passes() -> None:
-    tag = uuid.uuid4().hex
-    collected = run_pytest("--profile", "quick", "--collect-only", tag=tag)
-    count = sum(1 for line in collected.stdout.splitlines() if "::" in line)
+def test_every_quick_cell_runs_once_and_passes(quick_disabled_run: DisabledRun) -> None:
+    """Read from the session's quick run of every core cell with benchmarks disabled."""
+    outcomes = quick_disabled_run.module(MODULE)
+    count = sum(outcomes.values())  # this module's collected cells
     shares, per_core, _ = bench.MIXED["quick"]
     every = len(every_model("mixed", (per_core * cpu_count(),))) * sum(
         len(kind) for kind in shares.values()
@@ -188,12 +189,10 @@ def test_every_quick_cell_runs_once_and_passes() -> None:
     # every model is collected; those that cannot run here are skipped with their reason
     assert count == every > 0
     runnable = [c for c in planned("quick") if unavailable_models().get(c.model) is None]
-    result = run_pytest("--profile", "quick", "--benchmark-disable", tag=tag)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = result.stdout.strip().splitlines()[-1]
-    assert f"{len(runnable)} passed" in summary
-    assert f"{count - len(runnable)} skipped" in summary or count == len(runnable)
-    assert wait_gone(tag) == [], "children outlived the session"
+    assert outcomes["failed"] == 0, quick_disabled_run.stdout[-3000:]
+    assert outcomes["passed"] == len(runnable)
+    assert outcomes["skipped"] == count - len(runnable)
+    assert quick_disabled_run.left == [], "children outlived the session"
 
 
 @pytest.mark.slow

@@ -61,16 +61,24 @@ def runnable(model: str, workload: str, params: dict[str, Any]) -> tuple[Workloa
 
 
 AVAILABLE_NAMES = [name for name in MODELS if name not in unavailable_models()]
+# Models whose start takes seconds (a patched worker process, a local dask cluster): their
+# cells here are slow; the in-process models and the pools stay in the fast tests.
+SLOW_TO_START = {"gevent", "dask"}
 AVAILABLE = [
     pytest.param(name, marks=pytest.mark.skip(reason=unavailable_models().get(name, "")))
     if name in unavailable_models()
+    else pytest.param(name, marks=pytest.mark.slow)
+    if name in SLOW_TO_START
     else name
     for name in MODELS
 ]
 
 
-@pytest.fixture(params=AVAILABLE)
+@pytest.fixture(scope="module", params=AVAILABLE)
 def model(request: pytest.FixtureRequest) -> Iterator[Model]:
+    """One started model per name for the module's tests (a pool, a worker or a cluster
+    started once, not once per workload and task count: every test here runs cells on a
+    model that already ran others, as the suite's own cache of models does)."""
     instance = get_model(request.param, workers=3)
     instance.start()
     yield instance
@@ -365,6 +373,7 @@ def test_a_task_that_raises_fails_with_its_error() -> None:
         run_generators([boom()])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["processes", "gevent"])
 def test_a_killed_worker_fails_the_run_clearly_and_a_new_model_works(name: str) -> None:
     spec = get_workload("io_sleep")
@@ -393,6 +402,7 @@ def test_gevent_task_error_fails_the_cell_not_the_worker() -> None:
         assert model.run(get_workload("io_sleep"), {"k": 1, "d": 0.001}, 1) == [(0, 1)]
 
 
+@pytest.mark.slow
 def test_gevent_times_its_runs_in_the_worker_without_the_pipe() -> None:
     with get_model("gevent") as model:
         assert model.info()["timed_in"] == "worker"
@@ -405,6 +415,7 @@ def test_gevent_times_its_runs_in_the_worker_without_the_pipe() -> None:
         assert 0.1 <= model.last_run_s <= around
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in AVAILABLE_NAMES if n != "serial"])
 def test_a_timeout_fails_the_run_and_retires_the_model(name: str) -> None:
     """Every model that waits on something gives up cleanly; the cache then rebuilds it."""
@@ -423,6 +434,7 @@ def test_a_timeout_fails_the_run_and_retires_the_model(name: str) -> None:
         assert time.monotonic() - started < 15
 
 
+@pytest.mark.slow
 def test_the_model_cache_rebuilds_a_timed_out_model() -> None:
     cache = Bench(timeout=0.3)
     try:
@@ -436,6 +448,7 @@ def test_the_model_cache_rebuilds_a_timed_out_model() -> None:
         cache.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["forkserver", "spawn"])
 def test_a_process_pool_starts_every_worker_without_padding(
     method: str, monkeypatch: pytest.MonkeyPatch
@@ -458,6 +471,7 @@ def test_a_process_pool_starts_every_worker_without_padding(
     assert submitted == [(worker_pid, ())] * 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in MODELS if n not in unavailable_models()])
 def test_no_child_process_is_left_after_close(name: str) -> None:
     before = {p.pid for p in live_children()}
@@ -472,6 +486,7 @@ def test_no_child_process_is_left_after_close(name: str) -> None:
     assert left == [], describe(left)
 
 
+@pytest.mark.slow
 def test_the_pytest_process_is_never_patched() -> None:
     import socket
     import threading

@@ -50,6 +50,7 @@ def slowed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_echo_cells_keep_the_contract(slowed_run: dict[str, Any]) -> None:
     for style, cell in slowed_run["cells"].items():
         info = cell["extra_info"]
@@ -63,6 +64,7 @@ def test_echo_cells_keep_the_contract(slowed_run: dict[str, Any]) -> None:
         assert info["params"] == {"payload": 1024, "connections": 10, "requests": 3000}
 
 
+@pytest.mark.slow
 def test_pinning_is_recorded_and_never_applied_to_pytest(slowed_run: dict[str, Any]) -> None:
     assert slowed_run["pytest_cpus_after"] == slowed_run["pytest_cpus_before"]
     halves = split_cpus(slowed_run["pytest_cpus_before"])
@@ -78,6 +80,7 @@ def test_pinning_is_recorded_and_never_applied_to_pytest(slowed_run: dict[str, A
         assert info["client_processes"] == len(halves[1])
 
 
+@pytest.mark.slow
 def test_the_slowdown_hook_stretches_one_style_only(slowed_run: dict[str, Any]) -> None:
     """A round's time against the client's own wall time for the same requests: ~3 with
     ``echo:select=3.0``, ~1 for the style not named (generous bounds: a loaded host
@@ -91,6 +94,7 @@ def test_the_slowdown_hook_stretches_one_style_only(slowed_run: dict[str, Any]) 
     assert ratios["select"] > 1.8 * ratios["selectors"], ratios
 
 
+@pytest.mark.slow
 def test_a_run_made_with_a_test_hook_says_so(slowed_run: dict[str, Any]) -> None:
     """Never mistaken for a real run: the reports find it in machine_info["boundbench"]."""
     from reports._runs import read_run

@@ -85,6 +85,7 @@ def _serve(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_unknown_style_is_a_usage_error() -> None:
     done = _serve("--style", "twisted")
     assert done.returncode == 2
@@ -94,12 +95,14 @@ def test_unknown_style_is_a_usage_error() -> None:
     assert done.stdout == ""
 
 
+@pytest.mark.slow
 def test_missing_style_is_a_usage_error() -> None:
     done = _serve()
     assert done.returncode == 2
     assert "--style" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", style_params())
 def test_first_line_is_the_address(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -109,6 +112,7 @@ def test_first_line_is_the_address(servers: Servers, style: str) -> None:
     assert server.stop() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["serve", "load"])
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1"])
 def test_a_host_off_the_loopback_is_a_usage_error(command: str, host: str) -> None:
@@ -152,6 +156,7 @@ def _one_line_error(done: subprocess.CompletedProcess[str], why: str) -> None:
     assert done.stdout == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "why"),
     [
@@ -168,6 +173,7 @@ def test_serve_bad_option_values_exit_2_in_one_line(style: str, args: list[str],
     _one_line_error(_net("serve", "--style", style, *args), why)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", style_params(["selectors", "gevent"]))
 def test_serve_on_a_port_in_use_exits_2_in_one_line(style: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
@@ -176,6 +182,7 @@ def test_serve_on_a_port_in_use_exits_2_in_one_line(style: str) -> None:
     _one_line_error(done, f"cannot listen on 127.0.0.1:{port}: Address already in use")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "why"),
     [
@@ -202,6 +209,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])  # nothing listens there once closed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client", ["processes", "threads"])
 def test_load_against_nothing_listening_is_unreachable_exit_3(client: str) -> None:
     port = _free_port()
@@ -214,6 +222,7 @@ def test_load_against_nothing_listening_is_unreachable_exit_3(client: str) -> No
     assert done.stdout == ""
 
 
+@pytest.mark.slow
 def test_load_help_documents_the_exit_statuses() -> None:
     done = _net("load", "--help")
     assert done.returncode == 0
@@ -222,3 +231,18 @@ def test_load_help_documents_the_exit_statuses() -> None:
                   "3 server unreachable", "4 the load client itself failed", "--rate"):  # fmt: skip
         assert words in text
     assert "exit status" in _net("serve", "--help").stdout
+
+
+def test_an_unknown_style_is_refused_in_one_line_in_this_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The quick, in-process half of the usage errors above (each there a process)."""
+    from workloads.net.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--style", "twisted"])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert "invalid choice: 'twisted'" in err
+    assert err.count("\n") == 1
+    assert out == ""

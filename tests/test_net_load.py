@@ -126,6 +126,7 @@ def test_run_load_verifies_and_reports(servers: Servers) -> None:
     json.dumps(data)
 
 
+@pytest.mark.slow
 def test_load_client_reuses_its_workers_and_spreads_connections(servers: Servers) -> None:
     server = servers.start("asyncio")
     with LoadClient(processes=2) as client:
@@ -143,6 +144,7 @@ def test_load_client_reuses_its_workers_and_spreads_connections(servers: Servers
     assert timed.wall_s == pytest.approx(0.3, abs=0.2)
 
 
+@pytest.mark.slow
 def test_load_client_catches_a_wrong_echo() -> None:
     with _BadEchoServer() as bad:
         result = run_load(*bad.address, connections=2, requests=20, size=3000)
@@ -154,6 +156,7 @@ def test_load_client_catches_a_wrong_echo() -> None:
         assert "differs" in res.error_samples[0]
 
 
+@pytest.mark.slow
 def test_load_client_counts_a_dead_server_as_errors(servers: Servers) -> None:
     server = servers.start("threaded")
     address = server.address
@@ -165,6 +168,7 @@ def test_load_client_counts_a_dead_server_as_errors(servers: Servers) -> None:
     assert not result.verified
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", style_params(["threaded", "gevent", "uvloop"]))
 def test_thread_per_client_client(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -189,6 +193,7 @@ def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_load_cli_json_and_text(servers: Servers) -> None:
     server = servers.start("generator")
     port = str(server.port)
@@ -204,6 +209,7 @@ def test_load_cli_json_and_text(servers: Servers) -> None:
         assert word in text.stdout
 
 
+@pytest.mark.slow
 def test_load_cli_exit_codes() -> None:
     with _BadEchoServer() as bad:
         wrong = _cli("load", "--port", str(bad.address[1]), "--requests", "20", "--json")
@@ -212,3 +218,31 @@ def test_load_cli_exit_codes() -> None:
     usage = _cli("load", "--port", "1", "--connections", "0")
     assert usage.returncode == 2
     assert "--connections: must be 1..10000, got 0" in usage.stderr
+
+
+def test_thread_clients_against_an_echo_in_this_process() -> None:
+    """The quick, in-process test of the thread-per-client client (the test above runs it
+    against real servers): a plain echo in a thread of this process, every byte verified,
+    and nothing left."""
+    import socketserver
+
+    class Echo(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            while chunk := self.request.recv(65536):
+                self.request.sendall(chunk)
+
+    with no_leaks():
+        with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo) as server:
+            server.daemon_threads = True
+            serving = threading.Thread(target=server.serve_forever, args=(0.02,), name="echo")
+            serving.start()
+            try:
+                result = run_thread_clients(*server.server_address[:2], connections=3,
+                                            requests=60, size=512)  # fmt: skip
+            finally:
+                server.shutdown()
+                serving.join(10)
+        assert result.verified, result.error_samples
+        assert result.client == "threads"
+        assert result.requests == 60
+        assert result.errors == 0

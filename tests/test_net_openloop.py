@@ -85,6 +85,7 @@ class _SlowEchoServer:
         self.listener.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("connections", [1, 2], ids=["blocking", "epoll"])
 def test_open_loop_charges_the_queue_to_latency(connections: int) -> None:
     """Offered beyond capacity, open-loop latency grows with the backlog; closed-loop
@@ -109,6 +110,7 @@ def test_open_loop_charges_the_queue_to_latency(connections: int) -> None:
     assert over.latency_p50_ms > 4 * closed.latency_p50_ms
 
 
+@pytest.mark.slow
 def test_open_loop_in_a_request_count_run_and_the_cli(tmp_path: Path) -> None:
     with _SlowEchoServer() as slow:
         port = str(slow.address[1])
@@ -152,6 +154,7 @@ def test_histogram_percentiles_merge_and_bounds() -> None:
         assert value - key <= value / 128
 
 
+@pytest.mark.slow
 def test_pinning_applies_to_the_named_processes_only(request: pytest.FixtureRequest,
                                                      tmp_path: Path) -> None:  # fmt: skip
     ours = usable()

@@ -7,6 +7,7 @@ that no process, socket or thread of ours is left.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import random
 import resource
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +40,9 @@ from tests._net_helpers import (
     style_params,
 )
 from workloads._children import child_env, kill_group
-from workloads.net import unavailable_styles
+from workloads.net import STYLES as REGISTERED
+from workloads.net import get_style, unavailable_styles
+from workloads.net._common import ServerConfig, make_listener
 
 # The delayed styles too (``STYLE@DELAY``): io_socket's remote end takes the same abuse.
 STYLES = style_params(delayed=True)
@@ -56,6 +60,54 @@ def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Servers:
     return Servers(request, tmp_path)
 
 
+# gevent's server patches the interpreter it runs in: never this one.
+IN_PROCESS = [
+    param for param in STYLES if not REGISTERED[param.values[0].partition("@")[0]].own_process
+]
+
+
+@pytest.mark.parametrize("style", IN_PROCESS)
+def test_a_style_serves_in_this_process_and_stops_on_ctrl_c(style: str) -> None:
+    """The quick, in-process test of every style's loop (the others start a server
+    process each): the style's ``serve`` runs here, in the main thread, where its signal
+    handling lives; a client thread sends 256 KiB in pieces while reading the echo, then
+    presses Ctrl-C (SIGINT to this process), and ``serve`` returns.  Nothing is left."""
+    name, _, delay = style.partition("@")
+    module = importlib.import_module(get_style(name).module)
+    data = random.Random(7).randbytes(256 * 1024)
+    listener = make_listener()
+    address = listener.getsockname()[:2]
+    echoed: list[bytes] = []
+
+    def client() -> None:
+        try:
+            with connect(address) as sock:
+                echoed.append(exchange(sock, data))
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)  # the server's stop, as from a terminal
+
+    missed: list[bool] = []
+
+    def again() -> None:
+        missed.append(True)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=client, name="test-client")
+    # Never a hang: a server that missed the first Ctrl-C gets another one (and fails).
+    watchdog = threading.Timer(TIMEOUT, again)
+    thread.start()
+    watchdog.start()
+    try:
+        module.serve(listener, ServerConfig(name), **({"delay": float(delay)} if delay else {}))
+    finally:
+        watchdog.cancel()
+        thread.join(TIMEOUT)
+        listener.close()
+    assert not missed, "serve() did not stop on the first Ctrl-C"
+    assert echoed == [data]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_garbage_bytes_come_back_exactly(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -70,6 +122,7 @@ def test_garbage_bytes_come_back_exactly(servers: Servers, style: str) -> None:
     assert served(server.address)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_reset_mid_message_closes_that_connection_only(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -85,6 +138,7 @@ def test_reset_mid_message_closes_that_connection_only(servers: Servers, style: 
     assert served(server.address)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_half_close_flushes_then_closes(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -95,6 +149,7 @@ def test_half_close_flushes_then_closes(servers: Servers, style: str) -> None:
     assert served(server.address)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_one_mib_message(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -105,6 +160,7 @@ def test_one_mib_message(servers: Servers, style: str) -> None:
     assert served(server.address)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_one_byte_at_a_time(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -123,6 +179,7 @@ def test_one_byte_at_a_time(servers: Servers, style: str) -> None:
         assert echoed == message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_slowloris_does_not_starve_others(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -148,6 +205,7 @@ def test_slowloris_does_not_starve_others(servers: Servers, style: str) -> None:
             sock.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_client_that_never_reads_is_dropped(servers: Servers, style: str) -> None:
     server = servers.start(style, "--stall-timeout", "1.0")
@@ -204,6 +262,7 @@ def _readable_within(socks: list[socket.socket], seconds: float) -> set[socket.s
     return ready
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_out_of_descriptors_backs_off(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -287,6 +346,7 @@ def test_two_thousand_connections(servers: Servers, style: str) -> None:
         assert served(server.address)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("style", STYLES)
 def test_stops_on_signal_within_two_seconds(servers: Servers, style: str, sig: int) -> None:
@@ -303,6 +363,7 @@ def test_stops_on_signal_within_two_seconds(servers: Servers, style: str, sig: i
                 recv_until_eof(sock)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_idle_cpu(servers: Servers, style: str) -> None:
     server = servers.start(style)
@@ -365,6 +426,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", style_params(["nonblocking", "gevent"]))
 def test_server_ends_when_its_parent_is_killed(style: str) -> None:
     """A SIGKILLed parent (a CI timeout) must not leave a server spinning for good."""

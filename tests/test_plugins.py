@@ -15,8 +15,6 @@ import pytest
 from tests._procs import TAG_ENV, wait_gone
 from tests.test_suite import ROOT, count_of, run_pytest
 
-pytestmark = pytest.mark.slow
-
 TOY_MODEL = '''
 """A test-only model: runs the sync flavour in reverse task order."""
 from workloads.models import Model
@@ -54,6 +52,7 @@ def plugin_env(*paths: Path) -> dict[str, str]:
 QUICK_CPU = ["benchmarks/test_cpu.py", "--profile", "quick", "--benchmark-disable", "-q"]
 
 
+@pytest.mark.slow
 def test_a_plugin_model_runs_with_models_like_a_builtin_one(tmp_path: Path) -> None:
     (tmp_path / "toy_plugin.py").write_text(TOY_MODEL)
     install_plugin(
@@ -82,6 +81,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("plugin", sorted(BROKEN))
 def test_a_broken_plugin_is_reported_by_name_and_skipped(tmp_path: Path, plugin: str) -> None:
     ref, source = BROKEN[plugin]
@@ -99,6 +99,7 @@ def test_a_broken_plugin_is_reported_by_name_and_skipped(tmp_path: Path, plugin:
     assert "Traceback" not in asked.stderr
 
 
+@pytest.mark.slow
 def test_the_example_loky_plugin_runs_and_leaves_no_process(tmp_path: Path) -> None:
     pytest.importorskip("loky", reason="the example plugin needs loky: pip install loky")
     install_plugin(

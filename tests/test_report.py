@@ -7,9 +7,6 @@ free-threaded interpreter, and broken files.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -23,6 +20,7 @@ from reports._frame import COLUMNS, NET_COLUMNS, build_frame, missing_baselines
 from reports._runs import load_runs
 from reports.report import main
 from tests._report_fixtures import FIXTURES, run_document, synthetic_run, write
+from tests.conftest import digest
 
 RUNS = FIXTURES / "runs"
 BAD = FIXTURES / "bad"
@@ -31,32 +29,6 @@ PRODUCTS = ("index.html", "summary.md", "results.csv")
 # The fixture runs are timed runs: every chart of timed runs (count runs' own chart is
 # tests/test_report_costs.py's).
 TIMED_CHARTS = tuple(spec.name for spec in _registry.CHARTS if spec.measure == "time")
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-@pytest.fixture(scope="module")
-def full_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """One report over every fixture, good and bad, shared by the tests that read it."""
-    out = tmp_path_factory.mktemp("report") / "out"
-    before = _digest(FIXTURES)
-    err, std = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
-        code = main([str(RUNS), str(BAD), "--out", str(out)])
-    return {
-        "code": code,
-        "out": out,
-        "stderr": err.getvalue(),
-        "stdout": std.getvalue(),
-        "before": before,
-        "after": _digest(FIXTURES),
-    }
 
 
 # --- the frame -----------------------------------------------------------------------
@@ -144,6 +116,7 @@ def test_a_run_without_serial_cells_is_named_in_one_line_per_workload() -> None:
 # --- the whole report -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_writes_page_tables_and_every_chart(full_report: dict[str, object]) -> None:
     out = full_report["out"]
     assert isinstance(out, Path)
@@ -156,6 +129,7 @@ def test_report_writes_page_tables_and_every_chart(full_report: dict[str, object
     assert "chart " not in str(full_report["stderr"]), "a chart failed to draw"
 
 
+@pytest.mark.slow
 def test_one_registry_names_every_chart_and_the_page_follows_its_order(
     full_report: dict[str, object],
 ) -> None:
@@ -171,6 +145,7 @@ def test_one_registry_names_every_chart_and_the_page_follows_its_order(
     )
 
 
+@pytest.mark.slow
 def test_results_csv_is_the_tidy_frame(full_report: dict[str, object]) -> None:
     out = full_report["out"]
     assert isinstance(out, Path)
@@ -182,6 +157,7 @@ def test_results_csv_is_the_tidy_frame(full_report: dict[str, object]) -> None:
         assert column in csv.columns
 
 
+@pytest.mark.slow
 def test_page_is_self_contained_with_a_sentence_per_chart(full_report: dict[str, object]) -> None:
     out = full_report["out"]
     assert isinstance(out, Path)
@@ -198,6 +174,7 @@ def test_page_is_self_contained_with_a_sentence_per_chart(full_report: dict[str,
     assert "| model |" in summary or "| model" in summary
 
 
+@pytest.mark.slow
 def test_bad_inputs_get_one_line_each_and_the_rest_is_reported(
     full_report: dict[str, object],
 ) -> None:
@@ -215,10 +192,12 @@ def test_bad_inputs_get_one_line_each_and_the_rest_is_reported(
     assert "Traceback" not in str(full_report["stderr"])
 
 
+@pytest.mark.slow
 def test_inputs_are_never_modified(full_report: dict[str, object]) -> None:
     assert full_report["before"] == full_report["after"]
 
 
+@pytest.mark.slow
 def test_sentences_come_from_the_data(tmp_path: Path) -> None:
     """Make uvloop the slowest I/O model and the headline sentence must say so."""
     benches = synthetic_run(seed=1, net=False, extras=False)
@@ -298,15 +277,16 @@ def test_output_inside_the_inputs_is_refused(
 ) -> None:
     runs = tmp_path / "runs"
     shutil.copytree(RUNS, runs)
-    before = _digest(runs)
+    before = digest(runs)
     assert main([str(runs), "--out", str(runs / "report")]) == 2
     assert main([str(GOOD_311[0]), "--out", str(GOOD_311[0].parent)]) == 2
     assert main([str(runs), "--out", str(tmp_path / ".benchmarks" / "x")]) == 2
     err = capsys.readouterr().err
     assert err.count("refusing to write") == 3
-    assert _digest(runs) == before
+    assert digest(runs) == before
 
 
+@pytest.mark.slow
 def test_single_run_report_has_no_trend_and_stale_charts_are_removed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -326,6 +306,7 @@ def test_public_face() -> None:
     assert set(reports.__all__) >= {"build_frame", "load_runs", "main"}
 
 
+@pytest.mark.slow
 def test_500_benchmarks_are_reported(tmp_path: Path) -> None:
     # Correctness at scale only: the speed target (under 20 s) is measured in the notes,
     # never asserted in a test that a noisy machine would make flaky.
@@ -362,6 +343,7 @@ def test_bad_options_are_one_line_and_exit_2(
     assert err.startswith("python -m reports: error: ")
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -372,3 +354,24 @@ def test_an_unwritable_output_is_one_line_and_exit_2(
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith(f"python -m reports: {out}: cannot write the report")
     assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize("name", ["efficiency", "trend", "startup"])
+def test_a_chart_of_each_drawing_module_is_drawn_with_its_sentence(
+    frame: pd.DataFrame, tmp_path: Path, name: str
+) -> None:
+    """The quick, in-process half of the whole report (slow, above): one chart of each
+    module that draws them (``_charts``, ``_charts_runs``, ``_charts_special``), from
+    the fixture runs, as the report draws it; then the summary over it."""
+    from reports._summary import write_summary
+
+    spec = {spec.name: spec for spec in _registry.CHARTS}[name]
+    chart = spec.draw(spec.cells(frame), _palette.make_palette(frame), tmp_path)
+    assert chart is not None
+    assert chart.name == name
+    assert chart.sentence
+    assert (tmp_path / chart.png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    runs, _ = load_runs([RUNS])
+    summary = write_summary(tmp_path, title="t", runs=runs, frame=frame, charts=[chart],
+                            problems=[])  # fmt: skip
+    assert chart.sentence.split()[0] in summary.read_text(encoding="utf-8")

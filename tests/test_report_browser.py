@@ -22,7 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from reports.report import main
+from reports import _page
+from reports._draw import Chart
+from reports._frame import build_frame
+from reports._palette import make_palette
+from reports._runs import load_runs
 from tests._report_fixtures import FIXTURES
 
 BROWSER_TIMEOUT = 60
@@ -75,14 +79,15 @@ def _run_browser(browser: str, url: str, profile: Path) -> tuple[str, str]:
     return out, err
 
 
+@pytest.mark.slow
 def test_report_page_loads_every_image_without_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, full_report: dict[str, object]
 ) -> None:
+    """The page of the session's report over every fixture run (and the bad inputs it
+    lists as skipped), as test_report.py's tests read it."""
     browser = _chromium()
-    out = tmp_path / "report"
-    assert main([str(FIXTURES / "runs"), "--out", str(out), "--quiet"]) == 0
-    capsys.readouterr()
-    page = out / "index.html"
+    assert full_report["code"] == 0
+    page = Path(str(full_report["out"])) / "index.html"
     expected = page.read_text(encoding="utf-8").count("<img ")
     assert expected >= 8
 
@@ -101,3 +106,23 @@ def test_report_page_loads_every_image_without_errors(
     assert errors.group(1) == "", errors.group(1)
     console = [line for line in stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], "\n".join(console)
+
+
+def test_the_page_carries_the_markers_the_browser_reads(tmp_path: Path) -> None:
+    """The quick, in-process half: the page written from the fixture runs (one made-up
+    chart) watches for errors before its first image and sets, once loaded, exactly the
+    markers the browser test reads from the DOM."""
+    runs, problems = load_runs([FIXTURES / "runs"])
+    assert problems == []
+    frame = build_frame(runs)
+    chart = Chart("demo", "A demo chart", "One sentence about it.")
+    (tmp_path / chart.png).write_bytes(b"\x89PNG\r\n\x1a\n not drawn here")
+    page = _page.write_page(
+        tmp_path, title="t", runs=runs, frame=frame, charts=[chart], problems=[],
+        palette=make_palette(frame),
+    )  # fmt: skip
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<img ") == 1
+    assert html.index(_page.ERROR_WATCH) < html.index("<img ") < html.index(_page.LOAD_MARKER)
+    for marker in ("'data-loaded', 'yes'", "'data-images'", "'data-errors'", "naturalWidth"):
+        assert marker in _page.LOAD_MARKER, marker

@@ -68,6 +68,7 @@ def _crossing(sentence: str) -> float:
     return float(found.group(1))
 
 
+@pytest.mark.slow
 def test_a_host_twice_as_fast_moves_the_points_and_the_share_not_the_axis(
     tmp_path: Path,
 ) -> None:

@@ -119,16 +119,19 @@ def drawn(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Figure, P
     return {name: (fig, out / f"{name}.png") for name, fig in kept}
 
 
+@pytest.mark.slow
 def test_every_chart_is_drawn_from_the_longest_runs(drawn: dict[str, object]) -> None:
     assert set(drawn) == set(_registry.CHART_NAMES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", _registry.CHART_NAMES)
 def test_no_two_text_boxes_overlap(drawn: dict[str, tuple[Figure, Path]], name: str) -> None:
     fig, _png = drawn[name]
     assert collisions(fig) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", _registry.CHART_NAMES)
 def test_the_chart_fits_the_page_at_the_size_it_was_drawn(
     drawn: dict[str, tuple[Figure, Path]], name: str
@@ -138,6 +141,7 @@ def test_the_chart_fits_the_page_at_the_size_it_was_drawn(
     assert width <= PAGE_WIDTH_PX, f"{name}.png is {width} px wide at {DPI} dpi"
 
 
+@pytest.mark.slow
 def test_labels_say_what_differs_and_the_caption_what_is_shared(
     drawn: dict[str, tuple[Figure, Path]],
 ) -> None:
@@ -150,3 +154,22 @@ def test_labels_say_what_differs_and_the_caption_what_is_shared(
     assert "Parameters: cpu_loop n=5000000 yield_every=1000;" in caption
     assert "io_socket delay=0.005 k=5 size=1024" in caption
     assert "connect=" not in caption
+
+
+def test_the_collision_check_sees_an_overlap_and_nothing_else() -> None:
+    """The quick, in-process half: the check itself on a small figure.  Two labels drawn
+    on top of each other collide; one far from them, an empty one and a tick label
+    outside the axis's view are not counted."""
+    fig = Figure(figsize=(4, 3), dpi=DPI)
+    ax = fig.add_subplot()
+    ax.set_xticks([0, 5, 10, 20])
+    ax.set_xlim(0, 10)  # 20: outside the view, never drawn
+    ax.text(1, 0.5, "first label")
+    ax.text(1.2, 0.5, "second label")
+    ax.text(8, 0.9, "far away")
+    ax.text(8, 0.1, "   ")
+    assert collisions(fig) == ["'first label' overlaps 'second label'"]
+    texts = [text for text, _box in text_boxes(fig)]
+    assert "far away" in texts
+    assert "20" not in texts
+    assert "   " not in texts

@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -124,6 +125,7 @@ def _colours(fig: Figure) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_plugin_model_appears_in_every_chart_sentence_and_table(tmp_path: Path) -> None:
     src = plugin_runs(tmp_path / "in")
     out = tmp_path / "out"

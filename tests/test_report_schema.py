@@ -167,6 +167,7 @@ def test_check_matches_an_old_io_socket_cell_with_a_new_fresh_one(
     assert [row.split()[0] for row in rows] == ["test_io_socket[fresh-threads-100-100]"]
 
 
+@pytest.mark.slow
 def test_report_over_both_schemas_warns_of_the_busy_host_and_the_cap(tmp_path: Path) -> None:
     busy = schema_run(2, seed=12)
     # Where the suite writes it: beside machine_info, which must not change run to run.
@@ -191,6 +192,7 @@ def test_report_over_both_schemas_warns_of_the_busy_host_and_the_cap(tmp_path: P
     assert "at most 50% efficiency" in page
 
 
+@pytest.mark.slow
 def test_many_unstable_cells_are_counted_on_the_terminal_and_listed_on_the_page(
     tmp_path: Path,
 ) -> None:
@@ -222,6 +224,7 @@ def unstable_rows(summary: str) -> list[str]:
     return [line for line in section.splitlines() if line.startswith("| ")][1:]
 
 
+@pytest.mark.slow
 def test_unstable_cells_are_named_in_page_and_summary(tmp_path: Path) -> None:
     document = schema_run(2)
     shaky = next(b for b in document["benchmarks"] if b["extra_info"]["model"] == "threads")
@@ -241,6 +244,7 @@ def test_unstable_cells_are_named_in_page_and_summary(tmp_path: Path) -> None:
     assert "⚠ unstable" in page
 
 
+@pytest.mark.slow
 def test_cells_with_void_rounds_are_named_in_page_and_summary(tmp_path: Path) -> None:
     document = schema_run(2)
     retried = next(b for b in document["benchmarks"] if b["extra_info"]["model"] == "threads")

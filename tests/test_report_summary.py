@@ -59,6 +59,7 @@ def _summary(tmp_path: Path, benches: list[dict[str, object]]) -> str:
     return (out / "summary.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_sub_millisecond_latencies_are_not_printed_as_zero(tmp_path: Path) -> None:
     benches = synthetic_run(seed=1, extras=False)
     for bench in benches:
@@ -73,6 +74,7 @@ def test_sub_millisecond_latencies_are_not_printed_as_zero(tmp_path: Path) -> No
     assert "| 0.130 |" in summary  # the echo table's p99 (ms) column
 
 
+@pytest.mark.slow
 def test_a_cap_shared_by_kept_and_fresh_connections_is_said_once(tmp_path: Path) -> None:
     cells = newer_cells(random.Random(2), connects=("keep", "fresh"), size=1024, pool=32)
     benches = [*synthetic_run(seed=2, net=False, extras=False), *cells]

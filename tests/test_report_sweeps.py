@@ -200,6 +200,7 @@ def test_a_plausible_sweep_reads_as_the_issue_expects(tmp_path: Path) -> None:
 # --- scale --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_scale_sentence_names_where_each_model_falls_below_80_percent(tmp_path: Path) -> None:
     table = {
         "generator": (0.99, 0.98, 0.97, 0.95, 0.9),
@@ -235,6 +236,7 @@ def test_scale_without_memory_figures_draws_efficiency_only(tmp_path: Path) -> N
 # --- the convoy ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_convoy_sentence_states_the_slowdown_with_one_cpu_thread(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, convoy_sweep(random.Random(0)))
     out = out_dir(tmp_path)
@@ -259,6 +261,7 @@ def test_convoy_sentence_states_the_slowdown_with_one_cpu_thread(tmp_path: Path)
     assert _charts_special.chart_net_throughput(_cells.generic(frame), {}, out) is None
 
 
+@pytest.mark.slow
 def test_convoy_without_the_default_interval_or_threads_still_reads(tmp_path: Path) -> None:
     _, frame = frame_of(tmp_path, convoy_sweep(random.Random(0), one_thread={
         ("native", 0.001): 20_000.0, ("processes", 0.001): 25_000.0}))  # fmt: skip
@@ -325,6 +328,7 @@ def test_serial_as_the_best_model_has_no_interval(tmp_path: Path) -> None:
 # --- colours ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_unknown_model_gets_a_stable_colour_of_its_own() -> None:
     name = "trio_via_anyio"
     colour = _palette.colour_for(name)
@@ -358,6 +362,7 @@ def test_unknown_models_sort_after_the_built_in_ones() -> None:
 # --- the generic charts with the newer cells ----------------------------------------
 
 
+@pytest.mark.slow
 def test_newer_cells_appear_in_the_generic_charts(tmp_path: Path) -> None:
     benches = [*synthetic_run(seed=4, net=False), *newer_cells(random.Random(4))]
     _runs, frame = frame_of(tmp_path, benches)
@@ -381,6 +386,7 @@ def test_newer_cells_appear_in_the_generic_charts(tmp_path: Path) -> None:
     assert _sweeps.chart_convoy(frame, palette, out) is None
 
 
+@pytest.mark.slow
 def test_a_run_without_the_newer_cells_renders_as_before(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -395,6 +401,7 @@ def test_a_run_without_the_newer_cells_renders_as_before(
         assert heading not in page
 
 
+@pytest.mark.slow
 def test_the_whole_report_with_every_kind_of_cell(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -422,6 +429,7 @@ def sweep_cells_all() -> list[dict[str, Any]]:
     return [*mixed_sweep(rng), *scale_sweep(rng), *convoy_sweep(rng), *newer_cells(rng)]
 
 
+@pytest.mark.slow
 def test_environments_legend_names_gil_switch_interval_and_start_method(tmp_path: Path) -> None:
     runs, _ = load_runs([FIXTURES / "runs"])
     frame = build_frame(runs)

@@ -97,6 +97,7 @@ def started(tag: str, **kwargs: Any) -> RunnerProcess:
 # -- the protocol and where a runner comes from ------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_runner_says_who_it_is_and_measures_a_model_cell(tag: str) -> None:
     runner = started(tag)
     try:
@@ -132,6 +133,7 @@ class _Any:
 ANY = _Any()
 
 
+@pytest.mark.slow
 def test_a_wrong_result_or_a_bad_cell_fails_the_cell_not_the_runner(tag: str) -> None:
     runner = started(tag)
     try:
@@ -145,6 +147,7 @@ def test_a_wrong_result_or_a_bad_cell_fails_the_cell_not_the_runner(tag: str) ->
         runner.close()
 
 
+@pytest.mark.slow
 def test_start_up_is_not_inside_a_measured_round(tag: str) -> None:
     """The cell takes 0.5 s to prepare (as a pool's start would); its rounds, timed by
     ``measured`` alone, take microseconds, and so does the first one."""
@@ -180,6 +183,7 @@ WRAPPERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", list(WRAPPERS))
 def test_the_runner_starts_under_a_wrapper_with_the_environment_given(
     tag: str, wrapper: str
@@ -263,6 +267,7 @@ def other_python() -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_runner_started_by_another_interpreter(tag: str) -> None:
     python = other_python()
     if python is None:
@@ -284,6 +289,7 @@ def test_a_runner_started_by_another_interpreter(tag: str) -> None:
         runner.close()
 
 
+@pytest.mark.slow
 def test_a_gevent_runner_is_patched_and_this_process_is_not(tag: str) -> None:
     from benchmarks._harness import gevent_patched
 
@@ -310,6 +316,7 @@ def test_a_gevent_runner_is_patched_and_this_process_is_not(tag: str) -> None:
 # -- every wait bounded, nothing left behind ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_silent_runner_is_killed_at_its_deadline(tag: str) -> None:
     runner = RunnerProcess(0.5, env={TAG_ENV: tag}, grace_s=1.0)
     runner.start()
@@ -321,6 +328,7 @@ def test_a_silent_runner_is_killed_at_its_deadline(tag: str) -> None:
     assert runner.proc is None
 
 
+@pytest.mark.slow
 def test_a_killed_runner_leaves_nothing_and_its_death_is_one_line(tag: str) -> None:
     runner = started(tag)
     kwargs = {
@@ -339,6 +347,7 @@ def test_a_killed_runner_leaves_nothing_and_its_death_is_one_line(tag: str) -> N
     runner.kill()  # its group: the pool's workers and the forkserver
 
 
+@pytest.mark.slow
 def test_a_dead_conductor_takes_its_runner_and_pools_along(tag: str) -> None:
     script = textwrap.dedent(
         """
@@ -375,6 +384,7 @@ def test_a_dead_conductor_takes_its_runner_and_pools_along(tag: str) -> None:
             conductor.stdout.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after", [0, 1])
 def test_a_runner_that_dies_fails_its_cell_and_the_others_get_a_new_runner(
     tag: str, after: int, monkeypatch: pytest.MonkeyPatch

@@ -80,6 +80,7 @@ def test_every_profile_sizes_both_workloads() -> None:
     assert max(catalogue.SCALE["standard"][0]) == 10_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["asyncio", "threads"])
 def test_a_cell_reports_its_cost_per_task(model: str) -> None:
     before = threading.active_count()
@@ -166,6 +167,7 @@ def lower_stack_and_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, resource.RLIM_INFINITY))
 
 
+@pytest.mark.slow
 def test_an_os_limit_skips_cells_with_its_name_and_nothing_is_left(tmp_path: Path) -> None:
     tag = uuid.uuid4().hex
     out = tmp_path / "run.json"

@@ -61,6 +61,7 @@ def _stop_helpers() -> Iterator[None]:
     stop_multiprocessing_helpers()
 
 
+@pytest.mark.slow
 @POOLS
 def test_the_three_ways_agree(pool: str, no_strays: None) -> None:
     answers = {
@@ -77,6 +78,7 @@ def later_finishes_first(name: int) -> int:
     return name + 10
 
 
+@pytest.mark.slow
 @POOLS
 @WAYS
 def test_results_come_back_in_task_order(pool: str, collect: str) -> None:
@@ -101,6 +103,7 @@ def test_the_first_raising_task_is_the_one_reported(collect: str) -> None:
         seed.pool_experiment("threads", collect, task=task)
 
 
+@pytest.mark.slow
 @WAYS
 def test_a_hung_process_pool_times_out_and_its_workers_are_killed(
     collect: str, no_strays: None
@@ -111,6 +114,7 @@ def test_a_hung_process_pool_times_out_and_its_workers_are_killed(
     assert time.monotonic() - started < 5.0, "the stuck workers were killed, not awaited"
 
 
+@pytest.mark.slow
 def test_a_slow_thread_pool_times_out_within_bounds() -> None:
     started = time.monotonic()
     with pytest.raises(TimeoutError):
@@ -184,6 +188,7 @@ def test_planned_cells_carry_the_contract_keys(profile: str) -> None:
         assert ("start_method" in info) == (pool == "processes")
 
 
+@pytest.mark.slow
 def test_quick_cells_run_verified_with_workers_cpu(no_strays: None) -> None:
     cells = pool_cells("quick")
     outcomes: dict[str, Outcome] = {}

@@ -1,8 +1,14 @@
-"""The benchmark suite end to end, in a pytest subprocess: as a user runs it."""
+"""The benchmark suite end to end, in a pytest subprocess: as a user runs it.
+
+The quick run of every core cell (``quick_run``) and the run of each once with benchmarks
+disabled (``quick_disabled_run``) are the session's (``tests/conftest.py``): other
+modules read them too.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -10,55 +16,16 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from reports._runs import SCHEMA_VERSION
 from tests._procs import TAG_ENV, tagged, wait_gone
+from tests._suite_runs import ROOT, DisabledRun, core_args, run_pytest
 from workloads import WORKLOADS
 from workloads.models import MODELS, cpu_count, unavailable_models
-
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
-
-
-def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
-def core_args() -> list[str]:
-    # The network benchmarks have their own tests; these are about the core cells.
-    return ["benchmarks/", "--ignore=benchmarks/test_net.py"]
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One quick-profile run of every core cell, saved as a user would save it."""
-    storage = tmp_path_factory.mktemp("storage")
-    tag = uuid.uuid4().hex
-    result = run_pytest(
-        *core_args(),
-        "--profile",
-        "quick",
-        "--benchmark-autosave",
-        f"--benchmark-storage=file://{storage}",
-        env={TAG_ENV: tag},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert wait_gone(tag) == [], "children outlived the session"
-    (saved,) = storage.rglob("*.json")
-    data: dict[str, Any] = json.loads(saved.read_text())
-    return data
 
 
 def cells(run: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -81,6 +48,7 @@ def fastest(run: dict[str, Any], *key: Any) -> float:
     return value
 
 
+@pytest.mark.slow
 def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
     facts = quick_run["machine_info"]["boundbench"]
     for key in (
@@ -131,6 +99,7 @@ def test_saved_results_follow_the_contract(quick_run: dict[str, Any]) -> None:
     assert len(names) == len(quick_run["benchmarks"]), "names are unique"
 
 
+@pytest.mark.slow
 def test_saved_names_and_keys_are_as_recorded(quick_run: dict[str, Any]) -> None:
     """Runs compare across commits: pytest-benchmark's name, fullname, group, param(s),
     options and every cell's extra_info and model_info keys as a quick run of cab5c01
@@ -153,6 +122,7 @@ def test_saved_names_and_keys_are_as_recorded(quick_run: dict[str, Any]) -> None
     assert compared > 80, "most cells are the recorded ones"
 
 
+@pytest.mark.slow
 def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
     serial = median(quick_run, "io_sleep", 100, "serial", 1)
     ideal = cells(quick_run)[("io_sleep", 100, "serial", 1)]["extra_info"]["ideal_s"]
@@ -164,6 +134,7 @@ def test_io_figures_are_plausible(quick_run: dict[str, Any]) -> None:
         assert serial / fastest(quick_run, "io_sleep", 100, model, workers) > 12, model
 
 
+@pytest.mark.slow
 def test_cpu_figures_are_plausible(quick_run: dict[str, Any]) -> None:
     # Quick cells take ~20 ms and this host's speed moves by tens of percent within
     # seconds, so the margins are wide: the test catches a model that is off by a
@@ -189,10 +160,11 @@ def count_of(word: str, summary: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def test_every_cell_runs_once_with_benchmarks_disabled() -> None:
+@pytest.mark.slow
+def test_every_cell_runs_once_with_benchmarks_disabled(quick_disabled_run: DisabledRun) -> None:
     collected = run_pytest(*core_args(), "--profile", "quick", "--collect-only", "-q")
     count = sum(1 for line in collected.stdout.splitlines() if "::" in line)
-    result = run_pytest(*core_args(), "--profile", "quick", "--benchmark-disable", "-q")
+    result = quick_disabled_run  # core_args(), "--profile", "quick", "--benchmark-disable", "-q"
     assert result.returncode == 0, result.stdout[-3000:]
     summary = result.stdout.strip().splitlines()[-1]
     passed, skipped = count_of("passed", summary), count_of("skipped", summary)
@@ -212,6 +184,7 @@ def test_every_cell_runs_once_with_benchmarks_disabled() -> None:
         assert reason in allowed, reason
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
@@ -245,6 +218,42 @@ def test_bad_option_values_are_usage_errors_in_one_line(
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+# The same refusals, made by the session's own hook in this process (what a bad value
+# costs: nothing has started yet); the test above proves each is one line on stderr.
+IN_PROCESS_REFUSALS = [
+    ({"models": "threads,fibers"}, {}, "unknown model(s) 'fibers'; valid: serial, generator"),
+    ({"cell_timeout": 0.0}, {}, "--cell-timeout: must be a number of seconds above 0, got 0"),
+    ({"cell_timeout": math.nan}, {}, "--cell-timeout: must be a number of seconds above 0"),
+    ({"seed_sleep": -1.0}, {}, "--seed-sleep: must be at least 0.001 seconds, got -1"),
+    ({"dask_scheduler": "here"}, {}, "--dask-scheduler: dask: 'here' is not a scheduler"),
+    ({}, {"BOUNDBENCH_SLOWDOWN": "io_sleep"}, "'io_sleep' is not KEY=FACTOR with a FACTOR"),
+    ({}, {"BOUNDBENCH_SLOWDOWN": "io_sleep=0.5"}, "'io_sleep=0.5' is not KEY=FACTOR"),
+    ({}, {"BOUNDBENCH_KILL_WORKER": "fibers"}, "BOUNDBENCH_KILL_WORKER: unknown model 'fibers'"),
+]
+
+
+@pytest.mark.parametrize(("options", "env", "expected"), IN_PROCESS_REFUSALS)
+def test_bad_option_values_are_refused_before_anything_starts(
+    options: dict[str, Any], env: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import conftest as suite  # the repository's conftest.py: the session's options
+
+    for name in ("BOUNDBENCH_SLOWDOWN", "BOUNDBENCH_KILL_WORKER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    given = {
+        "models": "", "dask_scheduler": None, "workload": [], "cell_timeout": 300.0,
+        "seed_sleep": None, **options,
+    }  # fmt: skip
+    config = SimpleNamespace(getoption=lambda name, default=None: given.get(name, default))
+    with pytest.raises(pytest.UsageError) as refused:
+        suite.pytest_configure(config)
+    assert expected in str(refused.value)
+    assert len(str(refused.value).splitlines()) == 1
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["processes", "gevent"])
 def test_a_killed_worker_fails_one_cell_and_the_next_cells_run(model: str) -> None:
     tag = uuid.uuid4().hex
@@ -267,6 +276,7 @@ def test_a_killed_worker_fails_one_cell_and_the_next_cells_run(model: str) -> No
     assert wait_gone(tag) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "delay"),
     [(signal.SIGINT, 0.0), (signal.SIGINT, 2.0), (signal.SIGINT, 5.0), (signal.SIGTERM, 2.0)],

@@ -160,6 +160,7 @@ def test_the_example_workload_runs(tmp_path: Path) -> None:
     assert wait_gone(tag) == []
 
 
+@pytest.mark.slow
 def test_without_workload_the_user_module_is_not_collected() -> None:
     result = run_pytest("benchmarks/", "--collect-only", "-q")
     assert "test_user.py" not in result.stdout
