@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks import catalogue
+from benchmarks._groups import Session
+from benchmarks._harness import COUNT_ROUNDS, Trials
+
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_ENV = "BOUNDBENCH_REQUIRE_VALGRIND"
-
-pytestmark = [pytest.mark.slow, pytest.mark.valgrind]
 
 
 def _valgrind_or_skip() -> None:
@@ -64,6 +66,8 @@ def _cell(run: dict[str, Any], name: str) -> dict[str, Any]:
     return found[0]
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_a_count_run_says_what_it_counted(counted: dict[str, Any]) -> None:
     measure = counted["machine_info"]["boundbench"]["measure"]
     assert measure["kind"] == "instructions"
@@ -75,6 +79,8 @@ def test_a_count_run_says_what_it_counted(counted: dict[str, Any]) -> None:
     assert measure["env"]["PYTHONHASHSEED"] == "0"
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_counts_repeat_and_sum_the_pool_workers(counted: dict[str, Any]) -> None:
     serial = _cell(counted, "test_workload[cpu_loop-serial-2-1]")
     pool = _cell(counted, "test_workload[cpu_loop-processes-2-2]")
@@ -99,6 +105,8 @@ def test_counts_repeat_and_sum_the_pool_workers(counted: dict[str, Any]) -> None
     assert 100 < per_iteration < 5_000, per_iteration
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_the_echo_server_is_not_counted(counted: dict[str, Any]) -> None:
     cells = [b for b in counted["benchmarks"] if b["name"].startswith("test_io_socket[")]
     assert cells, [b["name"] for b in counted["benchmarks"]]
@@ -108,6 +116,8 @@ def test_the_echo_server_is_not_counted(counted: dict[str, Any]) -> None:
         assert cell["extra_info"]["counted_processes"] == 1, cell["name"]
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_without_valgrind_a_count_run_is_a_usage_error(tmp_path: Path) -> None:
     done = _pytest(
         ["benchmarks/test_cpu.py", "--measure", "instructions", "--collect-only"],
@@ -118,3 +128,43 @@ def test_without_valgrind_a_count_run_is_a_usage_error(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert "--measure instructions" in lines[0]
     assert "apt-get install valgrind" in lines[0]
+
+
+# -- quick: what a count run plans -----------------------------------------------------
+
+
+def test_a_count_run_plans_smaller_work_and_leaves_out_what_cannot_be_counted() -> None:
+    timed = Session(profile="quick")
+    counted = Session(profile="quick", measure="instructions")
+    loop = catalogue.CATALOGUE["test_cpu_loop"]
+    [timed_variant] = loop.variants(timed)  # type: ignore[attr-defined]
+    [counted_variant] = loop.variants(counted)  # type: ignore[attr-defined]
+    assert counted_variant.params["n"] * 10 == timed_variant.params["n"]
+    skipped = {row.id: row.skip for row in catalogue.CATALOGUE["test_startup"].rows(counted)}
+    assert "heartbeats" in (skipped.get("dask") or "dask is not installed")
+    assert "--profile full" in (skipped["processes-spawn"] or "")
+    assert skipped["processes-fork"] is None
+    assert all(row.skip is None for row in loop.rows(timed) if row.values[0] == "dask")
+
+
+def test_a_count_run_keeps_at_most_three_rounds_and_one_warm_up() -> None:
+    class Item:
+        nodeid = "benchmarks/test_cpu.py::test_cpu_loop[serial-2-1]"
+        callspec = type("CS", (), {"params": {"model": "serial", "tasks": 2, "workers": 1}})
+        function = None
+
+        def get_closest_marker(self, name: str) -> None:
+            return None
+
+    from benchmarks._harness import GROUP_ATTR
+
+    def fn() -> None: ...
+
+    setattr(fn, GROUP_ATTR, catalogue.CATALOGUE["test_cpu_loop"])
+    item = Item()
+    item.function = fn  # type: ignore[assignment]
+    trials = Trials(seed=0)
+    trials.plan([item], Session(profile="standard", measure="instructions"), count=True)  # type: ignore[list-item]
+    cell = trials.cells[item.nodeid]
+    assert cell.rounds == COUNT_ROUNDS
+    assert cell.warmup <= 1

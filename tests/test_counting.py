@@ -21,7 +21,8 @@ import pytest
 
 from workloads import counting
 
-pytestmark = [pytest.mark.valgrind, pytest.mark.slow]
+# Every test that runs Valgrind is marked so; the quick ones at the end read synthetic dumps.
+VALGRIND = (pytest.mark.valgrind, pytest.mark.slow)
 
 ROOT = Path(__file__).resolve().parents[1]
 # One counted program (interpreter start-up under callgrind is ~3 s, a pool more).
@@ -133,6 +134,8 @@ def rounds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     return {tag: counting.read_counts(outdir, tag) for tag in tags}, said
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_counted_process_is_on_valgrind(rounds: Any) -> None:
     counts, said = rounds
     assert said["on"] is True
@@ -140,6 +143,8 @@ def test_counted_process_is_on_valgrind(rounds: Any) -> None:
     assert set(counts["pool4"]) == {said["self"], *said["workers"]}
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_the_same_round_counts_the_same(rounds: Any) -> None:
     counts, said = rounds
     a, b = counts["serial-a"][said["self"]], counts["serial-b"][said["self"]]
@@ -147,6 +152,8 @@ def test_the_same_round_counts_the_same(rounds: Any) -> None:
     assert 300 * N < a < 700 * N  # a pure-Python loop's iteration: ~450 instructions
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_pool_workers_are_counted_and_summed(rounds: Any) -> None:
     counts, said = rounds
     serial = counts["serial-a"][said["self"]]
@@ -159,12 +166,16 @@ def test_pool_workers_are_counted_and_summed(rounds: Any) -> None:
     assert abs(a - b) / a < 0.01, (a, b)
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_per_task_count_holds_when_tasks_double(rounds: Any) -> None:
     counts, _ = rounds
     two, four = sum(counts["pool2-a"].values()) / 2, sum(counts["pool4"].values()) / 4
     assert abs(four - two) / two < 0.01, (two, four)
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_threads_are_counted_in_their_process(rounds: Any) -> None:
     counts, said = rounds
     one, two = counts["threads1"][said["self"]], counts["threads2"][said["self"]]
@@ -224,6 +235,8 @@ print(json.dumps(said))
 """
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_servers_load_workers_and_marked_children_are_not_counted(tmp_path: Path) -> None:
     skip = (*counting.SKIP_ARGS, "bb-not-counted")
     outdir, said = counted_run(tmp_path, SKIPPED, skip_args=skip)
@@ -239,6 +252,8 @@ def test_servers_load_workers_and_marked_children_are_not_counted(tmp_path: Path
     assert f"callgrind.{said['traced']}" in files  # the control: an unmarked child is traced
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_a_pid_not_under_valgrind_fails_clearly(tmp_path: Path) -> None:
     need_valgrind()
     native = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
@@ -252,6 +267,8 @@ def test_a_pid_not_under_valgrind_fails_clearly(tmp_path: Path) -> None:
         native.wait()
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_a_tag_nobody_dumped_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(counting.CountingError, match="no callgrind dump tagged 'r1'"):
         counting.read_counts(tmp_path, "r1")
@@ -259,6 +276,8 @@ def test_a_tag_nobody_dumped_fails_clearly(tmp_path: Path) -> None:
         counting.read_counts(tmp_path, "a b")
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_without_valgrind_counting_is_unavailable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,6 +289,8 @@ def test_without_valgrind_counting_is_unavailable(
         counting.command(tmp_path / "out")
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_facts_name_the_tool_the_machine_and_the_real_interpreter(tmp_path: Path) -> None:
     need_valgrind()
     shim = tmp_path / "python"  # like pyenv's: a script that runs the interpreter
@@ -287,9 +308,48 @@ def test_facts_name_the_tool_the_machine_and_the_real_interpreter(tmp_path: Path
     assert Path(env[counting.SHIM_ENV]).is_file()
 
 
+@pytest.mark.valgrind
+@pytest.mark.slow
 def test_outside_valgrind_the_counter_does_nothing() -> None:
     need_valgrind()
     counter = counting.Counter()
     assert counter.on_valgrind() is False
     counter.zero()
     counter.dump("nothing")
+
+
+# -- quick: the reader on synthetic dumps, the flags --------------------------------------
+
+
+def _dump(path: Path, pid: int, trigger: str, instructions: int) -> None:
+    path.write_text(
+        f"version: 1\ncreator: callgrind-3.19.0\npid: {pid}\ncmd: python3\npart: 1\n\n"
+        f"desc: I1 cache:\ndesc: Timerange: Basic block 0 - 10\ndesc: Trigger: {trigger}\n\n"
+        f"positions: line\nevents: Ir\nsummary: {instructions}\n\n\nfl=(1) x.c\n"
+        f"totals: {instructions + 5}\n"
+    )
+
+
+def test_the_reader_sums_the_round_tag_and_takes_exits_once(tmp_path: Path) -> None:
+    _dump(tmp_path / "callgrind.100.1", 100, "Client Request: round-1", 1_000)
+    _dump(tmp_path / "callgrind.200.1", 200, "dump round-1", 2_000)
+    _dump(tmp_path / "callgrind.200.2", 200, "dump round-2", 9_999)
+    _dump(tmp_path / "callgrind.300", 300, "Program termination", 500)
+    # the summary line (what zero cleared), never the totals
+    assert counting.read_counts(tmp_path, "round-1") == {100: 1_000, 200: 2_000}
+    assert counting.take_exits(tmp_path) == {300: 500}
+    assert counting.take_exits(tmp_path) == {}
+    with pytest.raises(counting.CountingError, match="round-9"):
+        counting.read_counts(tmp_path, "round-9")
+    with pytest.raises(ValueError, match="letters, digits"):
+        counting.read_counts(tmp_path, "no spaces")
+
+
+def test_the_flags_count_children_but_not_servers_or_load_workers() -> None:
+    flags = counting.flags("/out")
+    assert "--trace-children=yes" in flags
+    skip = next(f for f in flags if f.startswith("--trace-children-skip-by-arg="))
+    for pattern in ("workloads.net", "workloads._convoy_server"):
+        assert pattern in skip
+    assert "--collect-atstart=yes" in flags
+    assert counting.PINNED_ENV["PYTHONHASHSEED"] == "0"
