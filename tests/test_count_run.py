@@ -85,9 +85,10 @@ def test_counts_repeat_and_sum_the_pool_workers(counted: dict[str, Any]) -> None
     serial = _cell(counted, "test_workload[cpu_loop-serial-2-1]")
     pool = _cell(counted, "test_workload[cpu_loop-processes-2-2]")
     # Deterministic by construction where one thread works (serial: within 0.5 %); a
-    # pool's feeder thread and wake-ups follow timing, a fixed few 100,000 instructions a
-    # round (~1 % of these tiny rounds, 2 % allowed).
-    for cell, spread in ((serial, 1.005), (pool, 1.02)):
+    # pool's executor thread wakes by wall time, ~105,000 instructions a wake (0.6 % of
+    # these small rounds each, more wakes on a loaded host: 5 % allowed, a plausibility
+    # bound; the measured spreads are in docs/counting.md).
+    for cell, spread in ((serial, 1.005), (pool, 1.05)):
         rounds = cell["stats"]["data"]
         assert len(rounds) == 3
         assert max(rounds) / min(rounds) < spread, rounds
