@@ -89,7 +89,8 @@ class GeventModel(Model):
             start_new_session=True,
         )
         try:
-            hello = self.request(("ping",), timeout=60)
+            # The worker's start: imports and the patch (seconds; minutes under Valgrind).
+            hello = self.request(("ping",), timeout=self.timeout)
         except BaseException:
             self.close()
             raise
