@@ -84,11 +84,13 @@ def test_a_count_run_says_what_it_counted(counted: dict[str, Any]) -> None:
 def test_counts_repeat_and_sum_the_pool_workers(counted: dict[str, Any]) -> None:
     serial = _cell(counted, "test_workload[cpu_loop-serial-2-1]")
     pool = _cell(counted, "test_workload[cpu_loop-processes-2-2]")
-    # Deterministic by construction where one thread works (serial: within 0.5 %); a
-    # pool's executor thread wakes by wall time, ~105,000 instructions a wake (0.6 % of
-    # these small rounds each, more wakes on a loaded host: 5 % allowed, a plausibility
-    # bound; the measured spreads are in docs/counting.md).
-    for cell, spread in ((serial, 1.005), (pool, 1.05)):
+    # Plausibility bounds, not the measured spreads (docs/counting.md): a round's count
+    # is the loop's, the same every round, plus what wakes by wall time beside it (the
+    # runner's parent watch, a pool's executor thread: ~105,000 instructions a wake, 0.6 %
+    # of these small rounds, more wakes on a loaded host) and a garbage collection that
+    # falls in one round: serial's rounds within 2 % (0.9 % seen under load 8), a pool's
+    # within 5 %.
+    for cell, spread in ((serial, 1.02), (pool, 1.05)):
         rounds = cell["stats"]["data"]
         assert len(rounds) == 3
         assert max(rounds) / min(rounds) < spread, rounds
