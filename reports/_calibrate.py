@@ -67,7 +67,9 @@ def shift_noise(runs: Sequence[Run], *, mode: str, margin: float) -> list[ShiftN
     never below the check's default shift effect, since a few pairs see few phases.
     """
     largest: dict[str, float] = {}
-    for first, second in itertools.combinations(runs, 2):
+    # Both orders: a shift is a median of ratios, and the median of the inverses is not
+    # the inverse of the median when a family has an even number of cells.
+    for first, second in itertools.permutations(runs, 2):
         try:
             found = compare_runs(first, second, Settings(mode=mode, min_effect=0.0)).shifts
         except InputError:

@@ -126,7 +126,10 @@ def load(kind: str, root: Path | None = None) -> Store | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         families = {str(k): float(v["threshold"]) for k, v in data["families"].items()}
-        shifts = {str(k): float(v["threshold"]) for k, v in data.get("shifts", {}).items()}
+        # A model's line first: the family's pattern "echo:*" also matches "echo:* select".
+        found = data.get("shifts", {})
+        shifts = {str(k): float(found[k]["threshold"])
+                  for k in sorted(found, key=lambda label: (" " not in label, label))}  # fmt: skip
         store = Store(
             kind=str(data["kind"]),
             path=path,
