@@ -21,6 +21,7 @@ from ._ab import (
     aa_difference,
     label,
 )
+from ._check_output import _md, markdown_table
 from ._compare import environment_label
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
@@ -179,21 +180,14 @@ def render_text(verdict: Verdict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def render_markdown(verdict: Verdict) -> str:
     icon = "❌" if verdict.failed else "✅"
     out = [f"## {icon} boundbench ab: {headline(verdict)}", ""]
     out.extend(f"- {_md(line)}" for line in header(verdict))
     out.extend(f"> {_md(text)}  " for text in notes(verdict))
     out += ["", f"{_md(sentence(verdict))}", ""]
-    out.append("| " + " | ".join(COLUMNS) + " |")
-    out.append("|" + "|".join(("---", "---:", "---:", "---:", "---:", "---")) + "|")
-    for row in table(verdict, markdown=True):
-        row[0] = f"`{row[0]}`"
-        out.append("| " + " | ".join(_md(text) for text in row) + " |")
+    aligns = ("---", "---:", "---:", "---:", "---:", "---")
+    out += markdown_table(COLUMNS, aligns, table(verdict, markdown=True))
     out.append("")
     lines = shift_lines(verdict)
     if lines:

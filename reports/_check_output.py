@@ -350,6 +350,18 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def markdown_table(
+    columns: Sequence[str], aligns: Sequence[str], rows: list[list[str]]
+) -> list[str]:
+    """A Markdown table: ``aligns`` per column ("---" or "---:"), the first cell of a row
+    as code, every cell's pipes escaped."""
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join(aligns) + "|"]
+    for row in rows:
+        cells = [f"`{row[0]}`", *row[1:]]
+        out.append("| " + " | ".join(_md(text) for text in cells) + " |")
+    return out
+
+
 def render_markdown(outcome: Outcome, title: str = "") -> str:
     comparison = outcome.comparison
     icon = "❌" if comparison.regressions or comparison.shift_regressions else "✅"
@@ -363,11 +375,8 @@ def render_markdown(outcome: Outcome, title: str = "") -> str:
         out.append("")
         out.extend(f"> ⚠️ {_md(text)}  " for text in outcome.warnings)
     out.append("")
-    out.append("| " + " | ".join(COLUMNS) + " |")
-    out.append("|" + "|".join(("---", "---:", "---:", "---:", "---", "---")) + "|")
-    for cells in _table(outcome, markdown=True):
-        cells[0] = f"`{cells[0]}`"
-        out.append("| " + " | ".join(_md(cell) for cell in cells) + " |")
+    aligns = ("---", "---:", "---:", "---:", "---", "---")
+    out += markdown_table(COLUMNS, aligns, _table(outcome, markdown=True))
     out.append("")
     shift_lines = _shift_lines(outcome)
     if shift_lines:
